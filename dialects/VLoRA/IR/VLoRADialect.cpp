@@ -1,0 +1,84 @@
+//===- VLoRADialect.cpp - the vlora dialect -------------------------------===//
+//
+// Registers the ops and attributes of the `vlora` dialect and verifies the
+// discardable tag attributes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "VLoRA/IR/VLoRADialect.h"
+#include "VLoRA/IR/VLoRAOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace vlora;
+
+#include "VLoRA/IR/VLoRADialect.cpp.inc"
+#include "VLoRA/IR/VLoRAEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "VLoRA/IR/VLoRAAttrs.cpp.inc"
+
+void VLoRADialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "VLoRA/IR/VLoRAOps.cpp.inc"
+      >();
+  registerAttributes();
+}
+
+void VLoRADialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "VLoRA/IR/VLoRAAttrs.cpp.inc"
+      >();
+}
+
+Operation *VLoRADialect::materializeConstant(OpBuilder &builder,
+                                             Attribute value, Type type,
+                                             Location loc) {
+  auto elements = dyn_cast<ElementsAttr>(value);
+  if (!elements || elements.getType() != type)
+    return nullptr;
+  return ConstantOp::create(builder, loc, elements);
+}
+
+LogicalResult VLoRADialect::verifyOperationAttribute(Operation *op,
+                                                     NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  Attribute value = attr.getValue();
+  if (name == kTowerAttrName) {
+    if (!isa<TowerAttr>(value))
+      return op->emitError() << "'" << name
+                             << "' must be a #vlora<tower ...> attribute";
+    return success();
+  }
+  if (name == kBlockAttrName) {
+    if (!isa<BlockAttr>(value))
+      return op->emitError() << "'" << name
+                             << "' must be a #vlora<block ...> attribute";
+    return success();
+  }
+  if (name == kLayerAttrName) {
+    auto layer = dyn_cast<IntegerAttr>(value);
+    if (!layer || layer.getInt() < 0)
+      return op->emitError() << "'" << name
+                             << "' must be a non-negative integer attribute";
+    return success();
+  }
+  if (name == kModuleAttrName) {
+    auto module = dyn_cast<StringAttr>(value);
+    if (!module || module.getValue().empty())
+      return op->emitError() << "'" << name
+                             << "' must be a non-empty string attribute";
+    return success();
+  }
+  if (name == kNameAttrName) {
+    if (!isa<StringAttr>(value))
+      return op->emitError() << "'" << name << "' must be a string attribute";
+    return success();
+  }
+  return op->emitError() << "unknown vlora attribute '" << name << "'";
+}

@@ -1,0 +1,664 @@
+//===- VLoRAOps.cpp - vlora dialect ops -----------------------------------===//
+//
+// Shape inference, verifiers and folders of the `vlora` ops. Every rule that
+// can reject an op does it in `inferReturnTypes`, so the importer, the
+// builders and the verifier all report the same error at the op's location.
+//
+//===----------------------------------------------------------------------===//
+
+#include "VLoRA/IR/VLoRAOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallSet.h"
+
+using namespace mlir;
+using namespace vlora;
+
+//===----------------------------------------------------------------------===//
+// Shared shape rules
+//===----------------------------------------------------------------------===//
+
+FailureOr<SmallVector<int64_t>> vlora::broadcastShapes(ArrayRef<int64_t> lhs,
+                                                       ArrayRef<int64_t> rhs) {
+  size_t rank = std::max(lhs.size(), rhs.size());
+  SmallVector<int64_t> result(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t l = i < rank - lhs.size() ? 1 : lhs[i - (rank - lhs.size())];
+    int64_t r = i < rank - rhs.size() ? 1 : rhs[i - (rank - rhs.size())];
+    if (l != r && l != 1 && r != 1)
+      return failure();
+    result[i] = l == 1 ? r : l;
+  }
+  return result;
+}
+
+int64_t vlora::getElementByteSize(Type type) {
+  if (type.isInteger(1))
+    return 1;
+  if (type.isIntOrFloat())
+    return (type.getIntOrFloatBitWidth() + 7) / 8;
+  return 0;
+}
+
+namespace {
+/// Reports an inference error at `loc` when there is one and returns failure.
+struct ShapeError {
+  std::optional<Location> loc;
+  InFlightDiagnostic emit() {
+    if (loc)
+      return mlir::emitError(*loc);
+    return InFlightDiagnostic();
+  }
+};
+
+std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (auto [i, d] : llvm::enumerate(shape)) {
+    if (i)
+      s += ", ";
+    s += std::to_string(d);
+  }
+  return s + "]";
+}
+
+RankedTensorType tensorOf(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+/// Normalises `axis` into [0, rank) or reports that it is out of range.
+FailureOr<int64_t> normaliseAxis(ShapeError err, StringRef opName, int64_t axis,
+                                 int64_t rank, StringRef what = "axis") {
+  if (axis < -rank || axis >= std::max<int64_t>(rank, 1)) {
+    err.emit() << "'" << opName << "' " << what << " " << axis
+               << " is out of range for rank " << rank;
+    return failure();
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+LogicalResult inferBroadcast(ShapeError err, StringRef opName, Value lhs,
+                             Value rhs, Type resultElement,
+                             SmallVectorImpl<Type> &types) {
+  RankedTensorType l = tensorOf(lhs), r = tensorOf(rhs);
+  if (l.getElementType() != r.getElementType())
+    return err.emit() << "'" << opName << "' operands have different element types "
+                      << l.getElementType() << " and " << r.getElementType();
+  auto shape = broadcastShapes(l.getShape(), r.getShape());
+  if (failed(shape))
+    return err.emit() << "'" << opName << "' operand shapes "
+                      << shapeString(l.getShape()) << " and "
+                      << shapeString(r.getShape()) << " do not broadcast";
+  types.push_back(RankedTensorType::get(
+      *shape, resultElement ? resultElement : l.getElementType()));
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// ParamOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamOp::verify() {
+  auto type = cast<RankedTensorType>(getResult().getType());
+  if (getName().empty())
+    return emitOpError("needs a non-empty name");
+  if (!type.hasStaticShape())
+    return emitOpError("needs a static shape");
+  int64_t elementBytes = getElementByteSize(type.getElementType());
+  if (elementBytes == 0)
+    return emitOpError("element type ")
+           << type.getElementType() << " has no storage size";
+  int64_t offset = getOffsetAttr().getInt(), length = getLengthAttr().getInt();
+  if (offset < 0)
+    return emitOpError("offset ") << offset << " is negative";
+  int64_t expected = type.getNumElements() * elementBytes;
+  if (length != expected)
+    return emitOpError("length ")
+           << length << " does not match " << expected << " bytes of "
+           << type;
+  if (getFile().empty())
+    return emitOpError("needs the file that holds its bytes");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ConstantOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  auto type = dyn_cast<RankedTensorType>(adaptor.getValue().getType());
+  if (!type)
+    return ShapeError{loc}.emit() << "'vlora.constant' value must be a ranked tensor";
+  types.push_back(type);
+  return success();
+}
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops
+//===----------------------------------------------------------------------===//
+
+
+#define VLORA_BROADCAST_INFERENCE(OP, RESULT_ELEMENT)                          \
+  LogicalResult OP::inferReturnTypes(MLIRContext *ctx,                        \
+                                     std::optional<Location> loc,              \
+                                     Adaptor adaptor,                          \
+                                     SmallVectorImpl<Type> &types) {           \
+    (void)ctx;                                                                 \
+    return inferBroadcast(ShapeError{loc}, OP::getOperationName(),             \
+                          adaptor.getLhs(), adaptor.getRhs(), RESULT_ELEMENT,  \
+                          types);                                              \
+  }
+VLORA_BROADCAST_INFERENCE(AddOp, Type())
+VLORA_BROADCAST_INFERENCE(SubOp, Type())
+VLORA_BROADCAST_INFERENCE(MulOp, Type())
+VLORA_BROADCAST_INFERENCE(DivOp, Type())
+VLORA_BROADCAST_INFERENCE(PowOp, Type())
+VLORA_BROADCAST_INFERENCE(MaxOp, Type())
+VLORA_BROADCAST_INFERENCE(MinOp, Type())
+VLORA_BROADCAST_INFERENCE(AndOp, Type())
+VLORA_BROADCAST_INFERENCE(OrOp, Type())
+VLORA_BROADCAST_INFERENCE(XorOp, Type())
+VLORA_BROADCAST_INFERENCE(EqualOp, IntegerType::get(ctx, 1))
+VLORA_BROADCAST_INFERENCE(LessOp, IntegerType::get(ctx, 1))
+VLORA_BROADCAST_INFERENCE(LessEqualOp, IntegerType::get(ctx, 1))
+VLORA_BROADCAST_INFERENCE(GreaterOp, IntegerType::get(ctx, 1))
+VLORA_BROADCAST_INFERENCE(GreaterEqualOp, IntegerType::get(ctx, 1))
+#undef VLORA_BROADCAST_INFERENCE
+
+LogicalResult WhereOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  SmallVector<Type> valueType;
+  if (failed(inferBroadcast(ShapeError{loc}, getOperationName(),
+                            adaptor.getLhs(), adaptor.getRhs(), Type(),
+                            valueType)))
+    return failure();
+  auto values = cast<RankedTensorType>(valueType.front());
+  auto cond = tensorOf(adaptor.getCondition());
+  auto shape = broadcastShapes(cond.getShape(), values.getShape());
+  if (failed(shape))
+    return ShapeError{loc}.emit()
+           << "'vlora.where' condition shape " << shapeString(cond.getShape())
+           << " does not broadcast with " << shapeString(values.getShape());
+  types.push_back(RankedTensorType::get(*shape, values.getElementType()));
+  return success();
+}
+
+LogicalResult CastOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  Type to = adaptor.getTo();
+  if (!to.isIntOrFloat())
+    return ShapeError{loc}.emit()
+           << "'vlora.cast' target " << to << " is not an integer or float type";
+  types.push_back(tensorOf(adaptor.getInput()).clone(to));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  auto lhs = tensorOf(adaptor.getLhs()), rhs = tensorOf(adaptor.getRhs());
+  if (lhs.getRank() < 2 || rhs.getRank() < 2)
+    return err.emit() << "'vlora.matmul' operands need rank >= 2, got "
+                      << lhs.getRank() << " and " << rhs.getRank();
+  if (lhs.getElementType() != rhs.getElementType())
+    return err.emit() << "'vlora.matmul' operands have different element types "
+                      << lhs.getElementType() << " and " << rhs.getElementType();
+  ArrayRef<int64_t> ls = lhs.getShape(), rs = rhs.getShape();
+  int64_t m = ls[ls.size() - 2], kl = ls.back();
+  if (adaptor.getTransposeA())
+    std::swap(m, kl);
+  int64_t kr = rs[rs.size() - 2], n = rs.back();
+  if (adaptor.getTransposeB())
+    std::swap(kr, n);
+  if (kl != kr)
+    return err.emit() << "'vlora.matmul' contraction sizes differ: lhs "
+                      << shapeString(ls) << " has K=" << kl << ", rhs "
+                      << shapeString(rs) << " has K=" << kr;
+  auto batch = broadcastShapes(ls.drop_back(2), rs.drop_back(2));
+  if (failed(batch))
+    return err.emit() << "'vlora.matmul' batch dimensions of "
+                      << shapeString(ls) << " and " << shapeString(rs)
+                      << " do not broadcast";
+  SmallVector<int64_t> shape = *batch;
+  shape.push_back(m);
+  shape.push_back(n);
+  types.push_back(RankedTensorType::get(shape, lhs.getElementType()));
+  return success();
+}
+
+LogicalResult ConvOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  auto input = tensorOf(adaptor.getInput()), weight = tensorOf(adaptor.getWeight());
+  int64_t rank = input.getRank();
+  if (rank < 3 || weight.getRank() != rank)
+    return err.emit() << "'vlora.conv' needs input and weight of equal rank >= 3, got "
+                      << rank << " and " << weight.getRank();
+  size_t k = rank - 2;
+  ArrayRef<int64_t> strides = adaptor.getStrides(), pads = adaptor.getPads(),
+                    dilations = adaptor.getDilations();
+  if (strides.size() != k || dilations.size() != k || pads.size() != 2 * k)
+    return err.emit() << "'vlora.conv' needs " << k << " strides, " << k
+                      << " dilations and " << 2 * k << " pads";
+  int64_t group = adaptor.getGroup();
+  int64_t channels = input.getDimSize(1), outChannels = weight.getDimSize(0);
+  if (group < 1 || channels % group || outChannels % group ||
+      weight.getDimSize(1) * group != channels)
+    return err.emit() << "'vlora.conv' weight " << shapeString(weight.getShape())
+                      << " does not fit input " << shapeString(input.getShape())
+                      << " with group " << group;
+  if (Value bias = adaptor.getBias()) {
+    auto b = tensorOf(bias);
+    if (b.getRank() != 1 || b.getDimSize(0) != outChannels)
+      return err.emit() << "'vlora.conv' bias must have shape [" << outChannels << "]";
+  }
+  SmallVector<int64_t> shape{input.getDimSize(0), outChannels};
+  for (size_t i = 0; i < k; ++i) {
+    if (strides[i] < 1 || dilations[i] < 1 || pads[i] < 0 || pads[i + k] < 0)
+      return err.emit() << "'vlora.conv' strides and dilations must be >= 1 and pads >= 0";
+    int64_t span = dilations[i] * (weight.getDimSize(i + 2) - 1) + 1;
+    int64_t extent = input.getDimSize(i + 2) + pads[i] + pads[i + k];
+    if (extent < span)
+      return err.emit() << "'vlora.conv' kernel does not fit spatial dimension " << i;
+    shape.push_back((extent - span) / strides[i] + 1);
+  }
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Normalisation and reductions
+//===----------------------------------------------------------------------===//
+
+#define VLORA_AXIS_VERIFIER(OP)                                                \
+  LogicalResult OP::verify() {                                                 \
+    return normaliseAxis(ShapeError{getLoc()}, getOperationName(), getAxis(),  \
+                         getType().getRank());                                 \
+  }
+VLORA_AXIS_VERIFIER(SoftmaxOp)
+VLORA_AXIS_VERIFIER(LogSoftmaxOp)
+VLORA_AXIS_VERIFIER(CumsumOp)
+#undef VLORA_AXIS_VERIFIER
+
+/// Shared by layer_norm and rms_norm: `scale` (and `bias`) have the shape of
+/// the normalised trailing dimensions.
+static LogicalResult inferNorm(ShapeError err, StringRef opName, Value input,
+                               int64_t axis, ArrayRef<Value> affine,
+                               SmallVectorImpl<Type> &types) {
+  auto type = tensorOf(input);
+  auto norm = normaliseAxis(err, opName, axis, type.getRank());
+  if (failed(norm))
+    return failure();
+  ArrayRef<int64_t> normalised = type.getShape().drop_front(*norm);
+  for (Value v : affine) {
+    if (!v)
+      continue;
+    auto t = tensorOf(v);
+    if (t.getShape() != normalised || t.getElementType() != type.getElementType())
+      return err.emit() << "'" << opName << "' scale/bias shape "
+                        << shapeString(t.getShape()) << " must be "
+                        << shapeString(normalised) << " with element type "
+                        << type.getElementType();
+  }
+  types.push_back(type);
+  return success();
+}
+
+LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  return inferNorm(ShapeError{loc}, getOperationName(), adaptor.getInput(),
+                   adaptor.getAxis(), {adaptor.getScale(), adaptor.getBias()},
+                   types);
+}
+
+LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  return inferNorm(ShapeError{loc}, getOperationName(), adaptor.getInput(),
+                   adaptor.getAxis(), {adaptor.getScale()}, types);
+}
+
+/// The shape left after reducing `axes` (validated: in range, no repeats).
+static FailureOr<SmallVector<int64_t>>
+reducedShape(ShapeError err, StringRef opName, ArrayRef<int64_t> shape,
+             ArrayRef<int64_t> axes, bool keepdims) {
+  int64_t rank = shape.size();
+  llvm::SmallSet<int64_t, 8> seen;
+  for (int64_t axis : axes) {
+    if (axis < 0 || axis >= rank)
+      return err.emit() << "'" << opName << "' axis " << axis
+                        << " is out of range for rank " << rank,
+             failure();
+    if (!seen.insert(axis).second)
+      return err.emit() << "'" << opName << "' axis " << axis << " is repeated",
+             failure();
+  }
+  SmallVector<int64_t> result;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!seen.contains(d))
+      result.push_back(shape[d]);
+    else if (keepdims)
+      result.push_back(1);
+  }
+  return result;
+}
+
+#define VLORA_REDUCE_INFERENCE(OP)                                             \
+  LogicalResult OP::inferReturnTypes(MLIRContext *,                           \
+                                     std::optional<Location> loc,              \
+                                     Adaptor adaptor,                          \
+                                     SmallVectorImpl<Type> &types) {           \
+    auto type = tensorOf(adaptor.getInput());                                  \
+    auto shape = reducedShape(ShapeError{loc}, getOperationName(),             \
+                              type.getShape(), adaptor.getAxes(),              \
+                              adaptor.getKeepdims());                          \
+    if (failed(shape))                                                         \
+      return failure();                                                        \
+    types.push_back(type.clone(*shape));                                       \
+    return success();                                                          \
+  }
+VLORA_REDUCE_INFERENCE(ReduceSumOp)
+VLORA_REDUCE_INFERENCE(ReduceMeanOp)
+VLORA_REDUCE_INFERENCE(ReduceMaxOp)
+VLORA_REDUCE_INFERENCE(ReduceMinOp)
+VLORA_REDUCE_INFERENCE(ReduceProdOp)
+#undef VLORA_REDUCE_INFERENCE
+
+LogicalResult ArgMaxOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  auto type = tensorOf(adaptor.getInput());
+  int64_t axis = adaptor.getAxis();
+  auto shape = reducedShape(ShapeError{loc}, getOperationName(), type.getShape(),
+                            ArrayRef<int64_t>(axis), adaptor.getKeepdims());
+  if (failed(shape))
+    return failure();
+  types.push_back(RankedTensorType::get(*shape, IntegerType::get(ctx, 64)));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReshapeOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  auto type = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> shape = adaptor.getShape();
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (d < 0)
+      return ShapeError{loc}.emit()
+             << "'vlora.reshape' target shape " << shapeString(shape)
+             << " has a negative dimension";
+    count *= d;
+  }
+  if (count != type.getNumElements())
+    return ShapeError{loc}.emit()
+           << "'vlora.reshape' cannot reshape " << shapeString(type.getShape())
+           << " (" << type.getNumElements() << " elements) to "
+           << shapeString(shape) << " (" << count << " elements)";
+  types.push_back(type.clone(shape));
+  return success();
+}
+
+OpFoldResult ReshapeOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  auto type = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> perm = adaptor.getPerm();
+  int64_t rank = type.getRank();
+  SmallVector<bool> used(rank, false);
+  if ((int64_t)perm.size() != rank)
+    return ShapeError{loc}.emit() << "'vlora.transpose' permutation "
+                                  << shapeString(perm) << " does not match rank "
+                                  << rank;
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= rank || used[p])
+      return ShapeError{loc}.emit() << "'vlora.transpose' " << shapeString(perm)
+                                    << " is not a permutation of [0, " << rank
+                                    << ")";
+    used[p] = true;
+    shape.push_back(type.getDimSize(p));
+  }
+  types.push_back(type.clone(shape));
+  return success();
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  auto type = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> starts = adaptor.getStarts(), limits = adaptor.getLimits(),
+                    strides = adaptor.getStrides();
+  int64_t rank = type.getRank();
+  if ((int64_t)starts.size() != rank || (int64_t)limits.size() != rank ||
+      (int64_t)strides.size() != rank)
+    return err.emit() << "'vlora.slice' needs " << rank
+                      << " starts, limits and strides";
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t dim = type.getDimSize(d), start = starts[d], limit = limits[d],
+            step = strides[d];
+    bool ok;
+    if (step > 0)
+      ok = start >= 0 && start <= dim && limit >= start && limit <= dim;
+    else if (step < 0)
+      ok = start >= -1 && start < std::max<int64_t>(dim, 0) && limit >= -1 &&
+           limit <= start;
+    else
+      ok = false;
+    if (!ok)
+      return err.emit() << "'vlora.slice' bounds " << start << ":" << limit
+                        << ":" << step << " are invalid for dimension " << d
+                        << " of size " << dim;
+    int64_t size = step > 0 ? (limit - start + step - 1) / step
+                            : (start - limit + (-step) - 1) / (-step);
+    shape.push_back(std::max<int64_t>(size, 0));
+  }
+  types.push_back(type.clone(shape));
+  return success();
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  ValueRange inputs = adaptor.getInputs();
+  if (inputs.empty())
+    return err.emit() << "'vlora.concat' needs at least one operand";
+  auto first = tensorOf(inputs.front());
+  auto axis = normaliseAxis(err, getOperationName(), adaptor.getAxis(),
+                            first.getRank());
+  if (failed(axis))
+    return failure();
+  if (*axis != static_cast<int64_t>(adaptor.getAxis()))
+    return err.emit() << "'vlora.concat' axis must be normalised to [0, rank)";
+  SmallVector<int64_t> shape(first.getShape());
+  for (Value v : inputs.drop_front()) {
+    auto t = tensorOf(v);
+    if (t.getRank() != first.getRank() ||
+        t.getElementType() != first.getElementType())
+      return err.emit() << "'vlora.concat' operands differ in rank or element type";
+    for (int64_t d = 0; d < t.getRank(); ++d) {
+      if (d == *axis)
+        continue;
+      if (t.getDimSize(d) != first.getDimSize(d))
+        return err.emit() << "'vlora.concat' operand shapes "
+                          << shapeString(first.getShape()) << " and "
+                          << shapeString(t.getShape()) << " differ off axis "
+                          << *axis;
+    }
+    shape[*axis] += t.getDimSize(*axis);
+  }
+  types.push_back(first.clone(shape));
+  return success();
+}
+
+LogicalResult SplitOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  auto type = tensorOf(adaptor.getInput());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= type.getRank())
+    return err.emit() << "'vlora.split' axis " << axis
+                      << " is out of range for rank " << type.getRank();
+  int64_t total = 0;
+  for (int64_t size : adaptor.getSizes()) {
+    if (size < 0)
+      return err.emit() << "'vlora.split' sizes must be non-negative";
+    total += size;
+  }
+  if (total != type.getDimSize(axis) || adaptor.getSizes().empty())
+    return err.emit() << "'vlora.split' sizes " << shapeString(adaptor.getSizes())
+                      << " do not add up to dimension " << axis << " of size "
+                      << type.getDimSize(axis);
+  for (int64_t size : adaptor.getSizes()) {
+    SmallVector<int64_t> shape(type.getShape());
+    shape[axis] = size;
+    types.push_back(type.clone(shape));
+  }
+  return success();
+}
+
+LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  auto data = tensorOf(adaptor.getData()), indices = tensorOf(adaptor.getIndices());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= data.getRank())
+    return ShapeError{loc}.emit() << "'vlora.gather' axis " << axis
+                                  << " is out of range for rank " << data.getRank();
+  SmallVector<int64_t> shape(data.getShape().take_front(axis));
+  llvm::append_range(shape, indices.getShape());
+  llvm::append_range(shape, data.getShape().drop_front(axis + 1));
+  types.push_back(data.clone(shape));
+  return success();
+}
+
+LogicalResult GatherElementsOp::inferReturnTypes(MLIRContext *,
+                                                 std::optional<Location> loc,
+                                                 Adaptor adaptor,
+                                                 SmallVectorImpl<Type> &types) {
+  auto data = tensorOf(adaptor.getData()), indices = tensorOf(adaptor.getIndices());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= data.getRank() || indices.getRank() != data.getRank())
+    return ShapeError{loc}.emit()
+           << "'vlora.gather_elements' needs indices of the data's rank and an "
+              "axis in [0, rank)";
+  for (int64_t d = 0; d < data.getRank(); ++d)
+    if (d != axis && indices.getDimSize(d) > data.getDimSize(d))
+      return ShapeError{loc}.emit() << "'vlora.gather_elements' indices shape "
+                                    << shapeString(indices.getShape())
+                                    << " exceeds data shape "
+                                    << shapeString(data.getShape());
+  types.push_back(data.clone(indices.getShape()));
+  return success();
+}
+
+LogicalResult ScatterNDOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  auto data = tensorOf(adaptor.getData()), indices = tensorOf(adaptor.getIndices()),
+       updates = tensorOf(adaptor.getUpdates());
+  ShapeError err{loc};
+  if (indices.getRank() < 1)
+    return err.emit() << "'vlora.scatter_nd' indices need rank >= 1";
+  int64_t k = indices.getShape().back();
+  if (k < 1 || k > data.getRank())
+    return err.emit() << "'vlora.scatter_nd' index depth " << k
+                      << " must be in [1, " << data.getRank() << "]";
+  SmallVector<int64_t> expected(indices.getShape().drop_back());
+  llvm::append_range(expected, data.getShape().drop_front(k));
+  if (updates.getShape() != ArrayRef<int64_t>(expected) ||
+      updates.getElementType() != data.getElementType())
+    return err.emit() << "'vlora.scatter_nd' updates shape "
+                      << shapeString(updates.getShape()) << " must be "
+                      << shapeString(expected);
+  types.push_back(data);
+  return success();
+}
+
+LogicalResult ExpandOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  auto type = tensorOf(adaptor.getInput());
+  auto shape = broadcastShapes(type.getShape(), adaptor.getShape());
+  if (failed(shape) || llvm::any_of(adaptor.getShape(), [](int64_t d) { return d < 0; }))
+    return ShapeError{loc}.emit()
+           << "'vlora.expand' cannot broadcast " << shapeString(type.getShape())
+           << " to " << shapeString(adaptor.getShape());
+  types.push_back(type.clone(*shape));
+  return success();
+}
+
+LogicalResult PadOp::inferReturnTypes(MLIRContext *,
+                                      std::optional<Location> loc,
+                                      Adaptor adaptor,
+                                      SmallVectorImpl<Type> &types) {
+  auto type = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> pads = adaptor.getPads();
+  int64_t rank = type.getRank();
+  if ((int64_t)pads.size() != 2 * rank ||
+      llvm::any_of(pads, [](int64_t p) { return p < 0; }))
+    return ShapeError{loc}.emit() << "'vlora.pad' needs " << 2 * rank
+                                  << " non-negative pads";
+  SmallVector<int64_t> shape(type.getShape());
+  for (int64_t d = 0; d < rank; ++d)
+    shape[d] += pads[d] + pads[rank + d];
+  types.push_back(type.clone(shape));
+  return success();
+}
+
+LogicalResult TriluOp::verify() {
+  if (getType().getRank() < 2)
+    return emitOpError("needs rank >= 2");
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "VLoRA/IR/VLoRAOps.cpp.inc"

@@ -1,0 +1,605 @@
+//===- VLoRAOps.td - vlora dialect ops -----------------------*- tablegen -*-===//
+//
+// Ops of the `vlora` dialect. Every op infers its result types from its
+// operands and attributes (InferTypeOpAdaptor), so the verifier checks that a
+// written result type is the inferred one and builders need no result types.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef VLORA_OPS_TD
+#define VLORA_OPS_TD
+
+include "VLoRA/IR/VLoRADialect.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+class VLoRA_Op<string mnemonic, list<Trait> traits = []>
+    : Op<VLoRA_Dialect, mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])>;
+
+/// Ops whose result has the operand's type; ODS generates their inference.
+class VLoRA_SameTypeOp<string mnemonic, list<Trait> traits = []>
+    : Op<VLoRA_Dialect, mnemonic,
+         !listconcat(traits, [Pure, SameOperandsAndResultType,
+                              DeclareOpInterfaceMethods<InferTypeOpInterface>])>;
+
+def VLoRA_Tensor : RankedTensorOf<[AnyType]>;
+def VLoRA_FloatTensor : RankedTensorOf<[AnyFloat]>;
+def VLoRA_BoolTensor : RankedTensorOf<[I1]>;
+def VLoRA_IndexTensor : RankedTensorOf<[I32, I64]>;
+
+//===----------------------------------------------------------------------===//
+// Parameters and constants
+//===----------------------------------------------------------------------===//
+
+def VLoRA_ParamOp : Op<VLoRA_Dialect, "param", [Pure]> {
+  let summary = "a named tensor whose bytes live outside the IR";
+  let description = [{
+    A model parameter, adapter or optimizer state. `name` is the tensor's name
+    (the ONNX initializer name, or a PEFT key for adapters), `role` says
+    whether it is frozen, trainable or optimizer state, and `source`, `file`,
+    `offset` and `length` say where its little-endian bytes live:
+    `initializer` (inside the `.onnx` file itself), `external` (an ONNX
+    external data file, relative to the model's folder) or `bundle` (a file of
+    a compiled bundle). The bytes are never copied into the IR; `length` must
+    equal the number of elements times the element size.
+
+    Example:
+    ```mlir
+    %w = vlora.param "model.layers.0.q_proj.weight" frozen initializer
+           "model.onnx" [offset 1024, length 4096] : tensor<32x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name, VLoRA_ParamRoleAttr:$role,
+                       VLoRA_WeightSourceAttr:$source, StrAttr:$file,
+                       I64Attr:$offset, I64Attr:$length);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $name $role $source $file `[` `offset` $offset `,` `length` $length `]`
+    attr-dict `:` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def VLoRA_ConstantOp : VLoRA_Op<"constant", [ConstantLike]> {
+  let summary = "a small constant tensor";
+  let description = [{
+    A constant whose value is stored in the IR. The importer only creates these
+    for small values (folded shape computations, scalars, ONNX `Constant`
+    nodes); weights are `vlora.param`.
+
+    Example:
+    ```mlir
+    %c = vlora.constant dense<[1.0, 2.0]> : tensor<2xf32>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops
+//===----------------------------------------------------------------------===//
+
+class VLoRA_UnaryOp<string mnemonic, string what, Type operandType = VLoRA_FloatTensor,
+                    list<Trait> traits = []>
+    : VLoRA_SameTypeOp<mnemonic, traits> {
+  let summary = "elementwise " # what;
+  let description = [{
+    Computes }] # what # [{ of every element; the result has the operand's type.
+
+    Example:
+    ```mlir
+    %y = vlora.}] # mnemonic # [{ %x : tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins operandType:$input);
+  let results = (outs operandType:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def VLoRA_NegOp : VLoRA_UnaryOp<"neg", "negation", VLoRA_Tensor>;
+def VLoRA_AbsOp : VLoRA_UnaryOp<"abs", "absolute value", VLoRA_Tensor>;
+def VLoRA_ExpOp : VLoRA_UnaryOp<"exp", "the exponential">;
+def VLoRA_LogOp : VLoRA_UnaryOp<"log", "the natural logarithm">;
+def VLoRA_SqrtOp : VLoRA_UnaryOp<"sqrt", "the square root">;
+def VLoRA_RsqrtOp : VLoRA_UnaryOp<"rsqrt", "the reciprocal square root">;
+def VLoRA_ReciprocalOp : VLoRA_UnaryOp<"reciprocal", "the reciprocal">;
+def VLoRA_TanhOp : VLoRA_UnaryOp<"tanh", "the hyperbolic tangent">;
+def VLoRA_ErfOp : VLoRA_UnaryOp<"erf", "the error function">;
+def VLoRA_SigmoidOp : VLoRA_UnaryOp<"sigmoid", "the logistic sigmoid 1/(1+exp(-x))">;
+def VLoRA_SiluOp : VLoRA_UnaryOp<"silu", "SiLU x*sigmoid(x)">;
+def VLoRA_ReluOp : VLoRA_UnaryOp<"relu", "max(x, 0)">;
+def VLoRA_SinOp : VLoRA_UnaryOp<"sin", "the sine">;
+def VLoRA_CosOp : VLoRA_UnaryOp<"cos", "the cosine">;
+def VLoRA_FloorOp : VLoRA_UnaryOp<"floor", "rounding towards minus infinity">;
+def VLoRA_CeilOp : VLoRA_UnaryOp<"ceil", "rounding towards plus infinity">;
+def VLoRA_NotOp : VLoRA_UnaryOp<"not", "logical negation", VLoRA_BoolTensor>;
+
+def VLoRA_GeluOp : VLoRA_SameTypeOp<"gelu"> {
+  let summary = "elementwise GELU, exact or tanh-approximated";
+  let description = [{
+    `none`: x * 0.5 * (1 + erf(x / sqrt(2))); `tanh`: the tanh approximation
+    0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))).
+
+    Example:
+    ```mlir
+    %y = vlora.gelu %x tanh : tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$input,
+                       VLoRA_GeluApproximationAttr:$approximate);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = "$input $approximate attr-dict `:` type($input)";
+}
+
+class VLoRA_BroadcastBinaryOp<string mnemonic, string what,
+                              Type operandType = VLoRA_Tensor,
+                              Type resultType = VLoRA_Tensor>
+    : VLoRA_Op<mnemonic> {
+  let summary = "elementwise " # what # " with NumPy broadcasting";
+  let description = [{
+    Computes }] # what # [{ of the two operands after broadcasting them to a
+    common shape (NumPy rules, trailing dimensions aligned). Both operands have
+    the same element type.
+
+    Example:
+    ```mlir
+    %z = vlora.}] # mnemonic # [{ %x, %y : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8x}] #
+    !if(!eq(resultType, VLoRA_BoolTensor), "i1", "f32") # [{>
+    ```
+  }];
+  let arguments = (ins operandType:$lhs, operandType:$rhs);
+  let results = (outs resultType:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+}
+
+def VLoRA_AddOp : VLoRA_BroadcastBinaryOp<"add", "the sum">;
+def VLoRA_SubOp : VLoRA_BroadcastBinaryOp<"sub", "the difference">;
+def VLoRA_MulOp : VLoRA_BroadcastBinaryOp<"mul", "the product">;
+def VLoRA_DivOp : VLoRA_BroadcastBinaryOp<"div", "the quotient (integers truncate towards zero)">;
+def VLoRA_PowOp : VLoRA_BroadcastBinaryOp<"pow", "lhs raised to the power rhs">;
+def VLoRA_MaxOp : VLoRA_BroadcastBinaryOp<"max", "the maximum">;
+def VLoRA_MinOp : VLoRA_BroadcastBinaryOp<"min", "the minimum">;
+def VLoRA_AndOp : VLoRA_BroadcastBinaryOp<"and", "the logical and",
+                                          VLoRA_BoolTensor, VLoRA_BoolTensor>;
+def VLoRA_OrOp : VLoRA_BroadcastBinaryOp<"or", "the logical or",
+                                         VLoRA_BoolTensor, VLoRA_BoolTensor>;
+def VLoRA_XorOp : VLoRA_BroadcastBinaryOp<"xor", "the logical exclusive or",
+                                          VLoRA_BoolTensor, VLoRA_BoolTensor>;
+def VLoRA_EqualOp : VLoRA_BroadcastBinaryOp<"equal", "lhs == rhs",
+                                            VLoRA_Tensor, VLoRA_BoolTensor>;
+def VLoRA_LessOp : VLoRA_BroadcastBinaryOp<"less", "lhs < rhs",
+                                           VLoRA_Tensor, VLoRA_BoolTensor>;
+def VLoRA_LessEqualOp : VLoRA_BroadcastBinaryOp<"less_equal", "lhs <= rhs",
+                                                VLoRA_Tensor, VLoRA_BoolTensor>;
+def VLoRA_GreaterOp : VLoRA_BroadcastBinaryOp<"greater", "lhs > rhs",
+                                              VLoRA_Tensor, VLoRA_BoolTensor>;
+def VLoRA_GreaterEqualOp : VLoRA_BroadcastBinaryOp<"greater_equal", "lhs >= rhs",
+                                                   VLoRA_Tensor, VLoRA_BoolTensor>;
+
+def VLoRA_WhereOp : VLoRA_Op<"where"> {
+  let summary = "elementwise select with broadcasting";
+  let description = [{
+    `result[i] = condition[i] ? lhs[i] : rhs[i]` after broadcasting all three
+    operands to a common shape. Also how image features are merged into the
+    text embeddings at image-token positions.
+
+    Example:
+    ```mlir
+    %r = vlora.where %c, %a, %b : (tensor<1x8x1xi1>, tensor<1x8x32xf32>, tensor<1x8x32xf32>) -> tensor<1x8x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_BoolTensor:$condition, VLoRA_Tensor:$lhs,
+                       VLoRA_Tensor:$rhs);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $condition `,` $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_CastOp : VLoRA_Op<"cast"> {
+  let summary = "elementwise conversion to another element type";
+  let description = [{
+    Converts every element to `to`. Float to integer truncates towards zero;
+    any non-zero value converts to `true` for `i1`.
+
+    Example:
+    ```mlir
+    %y = vlora.cast %x to i64 : (tensor<4xf32>) -> tensor<4xi64>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, TypeAttr:$to);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "$input `to` $to attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+def VLoRA_MatmulOp : VLoRA_Op<"matmul"> {
+  let summary = "batched matrix product with broadcasting and transpose flags";
+  let description = [{
+    Multiplies the last two dimensions of `lhs` and `rhs` (each optionally
+    transposed first); leading dimensions broadcast as in NumPy. Both operands
+    have rank >= 2 and the same element type. A `matmul` whose `rhs` is a
+    frozen `vlora.param` is what LoRA targets.
+
+    Example:
+    ```mlir
+    %y = vlora.matmul %x, %w transpose_b : (tensor<2x16x32xf32>, tensor<64x32xf32>) -> tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$lhs, VLoRA_Tensor:$rhs,
+                       UnitAttr:$transpose_a, UnitAttr:$transpose_b);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs (`transpose_a` $transpose_a^)? (`transpose_b` $transpose_b^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_ConvOp : VLoRA_Op<"conv"> {
+  let summary = "N-d convolution (patch embeddings)";
+  let description = [{
+    Cross-correlation of `input` `[N, C, D1..Dk]` with `weight`
+    `[M, C/group, K1..Kk]`, plus an optional `bias` `[M]`. `strides`,
+    `dilations` have k entries; `pads` has 2k (all begins, then all ends).
+    A convolution with stride == kernel and no padding is a patch embedding.
+
+    Example:
+    ```mlir
+    %y = vlora.conv %x, %w, %b strides [14, 14] pads [0, 0, 0, 0] dilations [1, 1] group 1
+           : (tensor<1x3x28x28xf32>, tensor<32x3x14x14xf32>, tensor<32xf32>) -> tensor<1x32x2x2xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$input, VLoRA_FloatTensor:$weight,
+                       Optional<VLoRA_FloatTensor>:$bias,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$pads,
+                       DenseI64ArrayAttr:$dilations, I64Attr:$group);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? `strides` $strides `pads` $pads
+    `dilations` $dilations `group` $group attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Normalisation and reductions
+//===----------------------------------------------------------------------===//
+
+class VLoRA_AxisOp<string mnemonic, string what> : VLoRA_SameTypeOp<mnemonic> {
+  let hasVerifier = 1;
+  let summary = what # " along one axis";
+  let description = [{
+    Computes }] # what # [{ along `axis` (normalised to `[0, rank)`).
+
+    Example:
+    ```mlir
+    %y = vlora.}] # mnemonic # [{ %x axis 1 : tensor<4x16xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$input, I64Attr:$axis);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = "$input `axis` $axis attr-dict `:` type($input)";
+}
+
+def VLoRA_SoftmaxOp : VLoRA_AxisOp<"softmax", "the softmax">;
+def VLoRA_LogSoftmaxOp : VLoRA_AxisOp<"log_softmax", "the log-softmax">;
+
+def VLoRA_CumsumOp : VLoRA_SameTypeOp<"cumsum"> {
+  let hasVerifier = 1;
+  let summary = "cumulative sum along one axis";
+  let description = [{
+    Running sum along `axis`; `exclusive` leaves out the current element and
+    `reverse` sums from the end.
+
+    Example:
+    ```mlir
+    %y = vlora.cumsum %x axis 1 : tensor<2x8xi64>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, I64Attr:$axis, UnitAttr:$exclusive,
+                       UnitAttr:$reverse);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $input `axis` $axis (`exclusive` $exclusive^)? (`reverse` $reverse^)?
+    attr-dict `:` type($input)
+  }];
+}
+
+def VLoRA_LayerNormOp : VLoRA_Op<"layer_norm"> {
+  let summary = "layer normalisation over the trailing dimensions from `axis`";
+  let description = [{
+    Normalises `input` over dimensions `[axis, rank)` to zero mean and unit
+    variance (biased variance, `epsilon` added), then multiplies by `scale`
+    and adds the optional `bias`; both have the shape of those dimensions.
+
+    Example:
+    ```mlir
+    %y = vlora.layer_norm %x, %g, %b axis 2 epsilon 1.0e-05 : (tensor<1x8x32xf32>, tensor<32xf32>, tensor<32xf32>) -> tensor<1x8x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$input, VLoRA_FloatTensor:$scale,
+                       Optional<VLoRA_FloatTensor>:$bias, I64Attr:$axis,
+                       F64Attr:$epsilon);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale (`,` $bias^)? `axis` $axis `epsilon` $epsilon attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_RmsNormOp : VLoRA_Op<"rms_norm"> {
+  let summary = "RMS normalisation over the trailing dimensions from `axis`";
+  let description = [{
+    `input / sqrt(mean(input^2 over [axis, rank)) + epsilon) * scale`, as in
+    Llama's `LlamaRMSNorm`.
+
+    Example:
+    ```mlir
+    %y = vlora.rms_norm %x, %g axis 2 epsilon 1.0e-06 : (tensor<1x8x32xf32>, tensor<32xf32>) -> tensor<1x8x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$input, VLoRA_FloatTensor:$scale,
+                       I64Attr:$axis, F64Attr:$epsilon);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale `axis` $axis `epsilon` $epsilon attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+class VLoRA_ReduceOp<string mnemonic, string what> : VLoRA_Op<mnemonic> {
+  let summary = "the " # what # " over a set of axes";
+  let description = [{
+    Reduces `input` by }] # what # [{ over `axes` (each in `[0, rank)`, no
+    repeats); `keepdims` keeps the reduced dimensions with size 1.
+
+    Example:
+    ```mlir
+    %y = vlora.}] # mnemonic # [{ %x axes [1] keepdims : (tensor<4x16xf32>) -> tensor<4x1xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$axes,
+                       UnitAttr:$keepdims);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $input `axes` $axes (`keepdims` $keepdims^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_ReduceSumOp : VLoRA_ReduceOp<"reduce_sum", "sum">;
+def VLoRA_ReduceMeanOp : VLoRA_ReduceOp<"reduce_mean", "mean">;
+def VLoRA_ReduceMaxOp : VLoRA_ReduceOp<"reduce_max", "maximum">;
+def VLoRA_ReduceMinOp : VLoRA_ReduceOp<"reduce_min", "minimum">;
+def VLoRA_ReduceProdOp : VLoRA_ReduceOp<"reduce_prod", "product">;
+
+def VLoRA_ArgMaxOp : VLoRA_Op<"argmax"> {
+  let summary = "index of the maximum along one axis";
+  let description = [{
+    The `i64` index of the first (or, with `select_last`, last) maximum along
+    `axis`; `keepdims` keeps that axis with size 1.
+
+    Example:
+    ```mlir
+    %i = vlora.argmax %x axis 1 keepdims : (tensor<4x16xf32>) -> tensor<4x1xi64>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, I64Attr:$axis, UnitAttr:$keepdims,
+                       UnitAttr:$select_last);
+  let results = (outs RankedTensorOf<[I64]>:$result);
+  let assemblyFormat = [{
+    $input `axis` $axis (`keepdims` $keepdims^)? (`select_last` $select_last^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+def VLoRA_ReshapeOp : VLoRA_Op<"reshape"> {
+  let summary = "the same elements under a new static shape";
+  let description = [{
+    Row-major reinterpretation of `input` with shape `shape` (same number of
+    elements).
+
+    Example:
+    ```mlir
+    %y = vlora.reshape %x [2, 16] : (tensor<32xf32>) -> tensor<2x16xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$shape);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "$input $shape attr-dict `:` functional-type(operands, results)";
+  let hasFolder = 1;
+}
+
+def VLoRA_TransposeOp : VLoRA_Op<"transpose"> {
+  let summary = "permutes dimensions";
+  let description = [{
+    `result.shape[i] = input.shape[perm[i]]`; `perm` is a permutation of
+    `[0, rank)`.
+
+    Example:
+    ```mlir
+    %y = vlora.transpose %x [0, 2, 1, 3] : (tensor<1x8x4x16xf32>) -> tensor<1x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "$input $perm attr-dict `:` functional-type(operands, results)";
+}
+
+def VLoRA_SliceOp : VLoRA_Op<"slice"> {
+  let summary = "strided slice with static bounds on every dimension";
+  let description = [{
+    Takes `input[starts[d] : limits[d] : strides[d]]` on every dimension d.
+    Bounds are normalised (no negative indices except -1 as the exclusive
+    limit of a negative stride); strides are non-zero.
+
+    Example:
+    ```mlir
+    %y = vlora.slice %x starts [0, 4] limits [2, 8] strides [1, 1] : (tensor<2x16xf32>) -> tensor<2x4xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$starts,
+                       DenseI64ArrayAttr:$limits, DenseI64ArrayAttr:$strides);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $input `starts` $starts `limits` $limits `strides` $strides attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_ConcatOp : VLoRA_Op<"concat"> {
+  let summary = "joins tensors along one axis";
+  let description = [{
+    All operands have the same rank and element type and agree on every
+    dimension except `axis`.
+
+    Example:
+    ```mlir
+    %y = vlora.concat %a, %b axis 1 : (tensor<1x4x32xf32>, tensor<1x12x32xf32>) -> tensor<1x16x32xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<VLoRA_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "$inputs `axis` $axis attr-dict `:` functional-type(operands, results)";
+}
+
+def VLoRA_SplitOp : VLoRA_Op<"split"> {
+  let summary = "cuts a tensor into pieces along one axis";
+  let description = [{
+    Result i has size `sizes[i]` along `axis`; the sizes add up to the input's
+    dimension. Fused qkv projections are split with it.
+
+    Example:
+    ```mlir
+    %q, %k, %v = vlora.split %x axis 2 sizes [32, 32, 32] : (tensor<1x8x96xf32>) -> (tensor<1x8x32xf32>, tensor<1x8x32xf32>, tensor<1x8x32xf32>)
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$sizes);
+  let results = (outs Variadic<VLoRA_Tensor>:$results);
+  let assemblyFormat = [{
+    $input `axis` $axis `sizes` $sizes attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_GatherOp : VLoRA_Op<"gather"> {
+  let summary = "takes slices of `data` at `indices` along one axis";
+  let description = [{
+    ONNX `Gather` semantics: the result shape is
+    `data.shape[:axis] + indices.shape + data.shape[axis+1:]`. Negative
+    indices count from the end. Embedding lookups are gathers on axis 0.
+
+    Example:
+    ```mlir
+    %e = vlora.gather %table, %ids axis 0 : (tensor<256x32xf32>, tensor<1x16xi64>) -> tensor<1x16x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$data, VLoRA_IndexTensor:$indices,
+                       I64Attr:$axis);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $data `,` $indices `axis` $axis attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_GatherElementsOp : VLoRA_Op<"gather_elements"> {
+  let summary = "takes elements of `data` at per-element `indices` along one axis";
+  let description = [{
+    ONNX `GatherElements`: `result[i][j]... = data[..indices[i][j]..]` with the
+    index replacing coordinate `axis`; the result has the shape of `indices`.
+
+    Example:
+    ```mlir
+    %y = vlora.gather_elements %x, %i axis 1 : (tensor<2x8xf32>, tensor<2x3xi64>) -> tensor<2x3xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$data, VLoRA_IndexTensor:$indices,
+                       I64Attr:$axis);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $data `,` $indices `axis` $axis attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_ScatterNDOp : VLoRA_Op<"scatter_nd"> {
+  let summary = "writes `updates` into a copy of `data` at index tuples";
+  let description = [{
+    ONNX `ScatterND` (reduction `none`): `indices` has shape `[..., k]`; each
+    index tuple addresses a slice of `data`'s first k dimensions, replaced by
+    the matching slice of `updates`. Used by exporters to merge image features
+    into the text embeddings.
+
+    Example:
+    ```mlir
+    %y = vlora.scatter_nd %data, %idx, %upd : (tensor<16x32xf32>, tensor<4x1xi64>, tensor<4x32xf32>) -> tensor<16x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$data, VLoRA_IndexTensor:$indices,
+                       VLoRA_Tensor:$updates);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $data `,` $indices `,` $updates attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_ExpandOp : VLoRA_Op<"expand"> {
+  let summary = "broadcasts a tensor to a larger shape";
+  let description = [{
+    ONNX `Expand`: the result shape is the NumPy broadcast of the input shape
+    and `shape`.
+
+    Example:
+    ```mlir
+    %y = vlora.expand %x [4, 8] : (tensor<1x8xf32>) -> tensor<4x8xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$shape);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "$input $shape attr-dict `:` functional-type(operands, results)";
+}
+
+def VLoRA_PadOp : VLoRA_Op<"pad"> {
+  let summary = "pads with a constant value";
+  let description = [{
+    Adds `pads[d]` elements before and `pads[rank + d]` after dimension d
+    (non-negative), filled with `value`.
+
+    Example:
+    ```mlir
+    %y = vlora.pad %x [0, 1, 0, 1] value 0.0 : (tensor<2x3xf32>) -> tensor<2x5xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$pads, F64Attr:$value);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $input $pads `value` $value attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_TriluOp : VLoRA_SameTypeOp<"trilu"> {
+  let hasVerifier = 1;
+  let summary = "keeps the upper or lower triangle of the last two dimensions";
+  let description = [{
+    Zeroes the elements outside the triangle: `upper` keeps `j - i >= k`,
+    otherwise `j - i <= k` is kept.
+
+    Example:
+    ```mlir
+    %y = vlora.trilu %x upper k 1 : tensor<8x8xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, UnitAttr:$upper, I64Attr:$k);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = "$input (`upper` $upper^)? `k` $k attr-dict `:` type($input)";
+}
+
+#endif // VLORA_OPS_TD

@@ -1,0 +1,28 @@
+//===- vlora-opt.cpp - the vlora optimizer driver -------------------------===//
+//
+// An `mlir-opt`-style driver that knows only the dialects and passes vlora
+// uses: the vlora dialect, `func`, and the upstream passes vlora pipelines run.
+//
+//===----------------------------------------------------------------------===//
+
+#include "VLoRA/IR/VLoRADialect.h"
+#include "VLoRA/IR/VLoRAOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  registry.insert<vlora::VLoRADialect, mlir::func::FuncDialect>();
+
+  // Upstream passes vlora pipelines use.
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerSymbolDCEPass();
+  mlir::registerInlinerPass();
+
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "vlora optimizer driver\n", registry));
+}
