@@ -24,6 +24,9 @@ and <out>/ops_summary.txt holds the union of ONNX ops over all fixtures.
 
 Every graph has exactly the inputs (pixel_values: float32, input_ids: int64,
 attention_mask: int64), in that order, and one output `logits` (float32).
+All shapes are static.  The output is byte-for-byte reproducible with the
+pinned versions (checked by running the script twice); it takes ~15 s on 2 CPUs.
+See test/models/README.md for what each fixture is.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 
 # transformers' torch_compilable_check() emits aten._is_all_true asserts into
@@ -224,6 +226,40 @@ def onnx_op_histogram(model: onnx.ModelProto) -> list[dict]:
         for node in fn.node:
             counts[(node.domain or "ai.onnx", node.op_type)] += 1
     return [{"domain": d, "op_type": o, "count": c} for (d, o), c in sorted(counts.items())]
+
+
+def onnx_attr_summary(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """op_type -> sorted distinct 'attr=value' strings (tensor/graph attributes by type only)."""
+    seen: dict = collections.defaultdict(set)
+    for node in model.graph.node:
+        key = f"{node.domain or 'ai.onnx'}::{node.op_type}"
+        seen[key]
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                t = a.t
+                val = f"tensor<{onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name}{list(t.dims)}>"
+                seen[key].add(f"{a.name}={val}" if node.op_type != "Constant" else f"{a.name}=tensor<{onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name}>")
+            elif a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                seen[key].add(f"{a.name}=<graph>")
+            else:
+                v = onnx.helper.get_attribute_value(a)
+                if isinstance(v, bytes):
+                    v = v.decode()
+                if a.name == "to":
+                    v = onnx.helper.tensor_dtype_to_np_dtype(v).name
+                seen[key].add(f"{a.name}={v}")
+    return {k: sorted(v) for k, v in sorted(seen.items())}
+
+
+def non_static_values(model: onnx.ModelProto) -> list[dict]:
+    """Values whose shape ONNX shape inference (with data propagation) cannot pin down."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    out = []
+    for v in inferred.graph.value_info:
+        t = v.type.tensor_type
+        if not t.HasField("shape") or any(not d.HasField("dim_value") for d in t.shape.dim):
+            out.append(value_info_desc(v))
+    return out
 
 
 def value_info_desc(vi: onnx.ValueInfoProto) -> dict:
@@ -550,9 +586,23 @@ def build_qwen2vl():
     ids[0, 3 + n_img] = vision_end
     inputs = {"pixel_values": pixel_values, "input_ids": ids, "attention_mask": mask}
     classify = make_classifier("model.visual.", "model.visual.merger.", "model.language_model.")
-    # Qwen2-VL needs image_grid_thw; it is closed over as a constant (the graph
-    # only takes the three standard inputs).
-    logits_only(model, image_grid_thw=grid_thw)
+    # Qwen2-VL needs image_grid_thw and (transformers 5) mm_token_type_ids to
+    # compute the 3-D M-RoPE position ids with data-dependent Python loops.
+    # The graph only takes the three standard inputs, so the grid and the
+    # position ids for this prompt layout are computed here and closed over as
+    # constants (they are valid for any prompt with the image tokens at the
+    # same positions).
+    mm_token_type_ids = (ids == image_token).to(torch.int32)
+    with torch.no_grad():
+        stock = model(**inputs, image_grid_thw=grid_thw, mm_token_type_ids=mm_token_type_ids, use_cache=False).logits
+        position_ids, _ = model.model.get_rope_index(
+            ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=grid_thw, attention_mask=mask
+        )
+    model.model.rope_deltas = None
+    logits_only(model, image_grid_thw=grid_thw, position_ids=position_ids)
+    with torch.no_grad():
+        mine = model(*inputs.values())
+    assert torch.equal(stock, mine), "closed-over grid/position ids change the logits"
     return model, inputs, classify
 
 
@@ -653,6 +703,12 @@ def make_fixture(name: str, out_root: str) -> dict:
         },
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "onnx_ops": onnx_op_histogram(m),
+        "onnx_op_attributes": onnx_attr_summary(m),
+        "contains_control_flow": any(n.op_type in ("If", "Loop", "Scan") for n in m.graph.node),
+        # all graph inputs/outputs are static; only NonZero's output (and what
+        # derives from it) is truly data-dependent, the rest are shapes that
+        # onnx's own inference cannot fold (Expand/Reshape of computed shapes)
+        "values_with_unknown_dims_after_onnx_shape_inference": non_static_values(m),
         "local_functions": [f"{fn.domain}::{fn.name}" for fn in m.functions],
         "initializers": initializer_list(m, param_names),
         "hf_config": model.config.to_dict(),
@@ -679,6 +735,10 @@ def write_ops_summary(out_root: str, infos: dict[str, dict]) -> None:
         for o in info["opset_import"]:
             opsets[(o["domain"], o["version"])].add(name)
     names = sorted(infos)
+    attrs: dict = collections.defaultdict(set)
+    for info in infos.values():
+        for op, vals in info.get("onnx_op_attributes", {}).items():
+            attrs[op].update(vals)
     lines = [
         "# Union of ONNX ops over the fixtures in test/models (generated by generate.py)",
         "# opset imports:",
@@ -688,6 +748,14 @@ def write_ops_summary(out_root: str, infos: dict[str, dict]) -> None:
     lines.append("# columns: domain op_type then node count per fixture (" + ", ".join(names) + ")")
     for (dom, op), per in sorted(union.items()):
         lines.append(f"{dom}\t{op}\t" + "\t".join(f"{n}={per.get(n, 0)}" for n in names if per.get(n, 0)))
+    lines.append("")
+    lines.append("# attribute values seen per op (union over fixtures)")
+    for op, vals in sorted(attrs.items()):
+        lines.append(f"{op}\t" + ("  ".join(sorted(vals)) if vals else "-"))
+    lines.append("")
+    lines.append("# no If/Loop/Scan, no custom domains, no ONNX local functions in any fixture" if not any(
+        i.get("contains_control_flow") or i.get("local_functions") or any(o["domain"] != "ai.onnx" for o in i["onnx_ops"])
+        for i in infos.values()) else "# WARNING: control flow / custom domains / local functions present, see fixture.json")
     with open(os.path.join(out_root, "ops_summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

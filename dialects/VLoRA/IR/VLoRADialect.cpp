@@ -10,6 +10,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -50,13 +51,13 @@ LogicalResult VLoRADialect::verifyOperationAttribute(Operation *op,
   StringRef name = attr.getName().getValue();
   Attribute value = attr.getValue();
   if (name == kTowerAttrName) {
-    if (!isa<TowerAttr>(value))
+    if (!isa<TowerKindAttr>(value))
       return op->emitError() << "'" << name
                              << "' must be a #vlora<tower ...> attribute";
     return success();
   }
   if (name == kBlockAttrName) {
-    if (!isa<BlockAttr>(value))
+    if (!isa<BlockKindAttr>(value))
       return op->emitError() << "'" << name
                              << "' must be a #vlora<block ...> attribute";
     return success();
@@ -73,6 +74,14 @@ LogicalResult VLoRADialect::verifyOperationAttribute(Operation *op,
     if (!module || module.getValue().empty())
       return op->emitError() << "'" << name
                              << "' must be a non-empty string attribute";
+    return success();
+  }
+  if (name == kSourceAttrName || name == kOpsetAttrName) {
+    if (!isa<ModuleOp>(op))
+      return op->emitError() << "'" << name << "' is a module attribute";
+    if (name == kSourceAttrName ? !isa<StringAttr>(value)
+                                : !isa<IntegerAttr>(value))
+      return op->emitError() << "'" << name << "' has the wrong kind";
     return success();
   }
   if (name == kNameAttrName) {

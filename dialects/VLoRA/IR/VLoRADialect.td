@@ -45,6 +45,10 @@ def VLoRA_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kModuleAttrName = "vlora.module";
     /// Name of the argument/result attribute that keeps the ONNX value name.
     static constexpr ::llvm::StringLiteral kNameAttrName = "vlora.name";
+    /// Module attributes set by the importer: the source model's file name
+    /// and its default-domain opset.
+    static constexpr ::llvm::StringLiteral kSourceAttrName = "vlora.source";
+    static constexpr ::llvm::StringLiteral kOpsetAttrName = "vlora.opset";
 
     void registerAttributes();
   }];
@@ -54,7 +58,7 @@ def VLoRA_Dialect : Dialect {
 // Enums
 //===----------------------------------------------------------------------===//
 
-def VLoRA_Tower : I32EnumAttr<"Tower", "which tower of a VLM an op belongs to", [
+def VLoRA_Tower : I32EnumAttr<"TowerKind", "which tower of a VLM an op belongs to", [
     I32EnumAttrCase<"vision", 0>, I32EnumAttrCase<"projector", 1>,
     I32EnumAttrCase<"language", 2>, I32EnumAttrCase<"other", 3>]> {
   let cppNamespace = "::vlora";
@@ -64,7 +68,7 @@ def VLoRA_TowerAttr : EnumAttr<VLoRA_Dialect, VLoRA_Tower, "tower"> {
   let assemblyFormat = "$value";
 }
 
-def VLoRA_Block : I32EnumAttr<"Block", "which kind of block an op belongs to", [
+def VLoRA_Block : I32EnumAttr<"BlockKind", "which kind of block an op belongs to", [
     I32EnumAttrCase<"attention", 0>, I32EnumAttrCase<"mlp", 1>,
     I32EnumAttrCase<"other", 2>]> {
   let cppNamespace = "::vlora";

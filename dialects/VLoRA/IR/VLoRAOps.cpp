@@ -622,6 +622,43 @@ LogicalResult ScatterNDOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult GatherNDOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  auto data = tensorOf(adaptor.getData()), indices = tensorOf(adaptor.getIndices());
+  if (indices.getRank() < 1)
+    return ShapeError{loc}.emit() << "'vlora.gather_nd' indices need rank >= 1";
+  int64_t k = indices.getShape().back();
+  if (k < 1 || k > data.getRank())
+    return ShapeError{loc}.emit() << "'vlora.gather_nd' index depth " << k
+                                  << " must be in [1, " << data.getRank() << "]";
+  SmallVector<int64_t> shape(indices.getShape().drop_back());
+  llvm::append_range(shape, data.getShape().drop_front(k));
+  types.push_back(data.clone(shape));
+  return success();
+}
+
+LogicalResult MaskedScatterOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  auto data = tensorOf(adaptor.getData()), mask = tensorOf(adaptor.getMask()),
+       source = tensorOf(adaptor.getSource());
+  if (mask.getShape() != data.getShape())
+    return ShapeError{loc}.emit() << "'vlora.masked_scatter' mask shape "
+                                  << shapeString(mask.getShape())
+                                  << " must equal data shape "
+                                  << shapeString(data.getShape());
+  if (source.getElementType() != data.getElementType())
+    return ShapeError{loc}.emit()
+           << "'vlora.masked_scatter' source element type "
+           << source.getElementType() << " differs from data's "
+           << data.getElementType();
+  types.push_back(data);
+  return success();
+}
+
 LogicalResult ExpandOp::inferReturnTypes(MLIRContext *,
                                          std::optional<Location> loc,
                                          Adaptor adaptor,

@@ -551,6 +551,49 @@ def VLoRA_ScatterNDOp : VLoRA_Op<"scatter_nd"> {
   }];
 }
 
+def VLoRA_GatherNDOp : VLoRA_Op<"gather_nd"> {
+  let summary = "takes slices of `data` addressed by index tuples";
+  let description = [{
+    ONNX `GatherND` with `batch_dims = 0`: `indices` has shape `[..., k]`;
+    each index tuple addresses a slice of `data`'s first k dimensions. The
+    result shape is `indices.shape[:-1] + data.shape[k:]`.
+
+    Example:
+    ```mlir
+    %y = vlora.gather_nd %data, %idx : (tensor<4x8x32xf32>, tensor<2x2xi64>) -> tensor<2x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$data, VLoRA_IndexTensor:$indices);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $data `,` $indices attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_MaskedScatterOp : VLoRA_Op<"masked_scatter"> {
+  let summary = "fills the masked positions of `data` from `source`, in order";
+  let description = [{
+    PyTorch's `Tensor.masked_scatter`: walking `data` in row-major order, the
+    i-th position where `mask` is true takes the i-th element of `source`
+    (read in row-major order); other positions keep `data`'s value. `mask`
+    has `data`'s shape; `source` must hold at least as many elements as
+    `mask` has true values (checked at run time). This is how VLMs merge
+    image features into the text embeddings at the image-token positions;
+    the importer recognises it in the exporters' NonZero/ScatterND form.
+
+    Example:
+    ```mlir
+    %m = vlora.masked_scatter %embeds, %mask, %feats : (tensor<1x16x64xf32>, tensor<1x16x64xi1>, tensor<256xf32>) -> tensor<1x16x64xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$data, VLoRA_BoolTensor:$mask,
+                       VLoRA_Tensor:$source);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $data `,` $mask `,` $source attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def VLoRA_ExpandOp : VLoRA_Op<"expand"> {
   let summary = "broadcasts a tensor to a larger shape";
   let description = [{
