@@ -100,6 +100,29 @@ LogicalResult inferBroadcast(ShapeError err, StringRef opName, Value lhs,
 } // namespace
 
 //===----------------------------------------------------------------------===//
+// Custom assembly directives
+//===----------------------------------------------------------------------===//
+
+/// `custom<EnumKeyword>($attr)`: an enum attribute written as its bare keyword
+/// inside an op (`frozen`, `initializer`, `tanh`). The attributes' own
+/// standalone form stays `#vlora<role frozen>`; printing them through it
+/// inside an op would add a second space before the keyword.
+template <typename AttrT>
+static ParseResult parseEnumKeyword(OpAsmParser &parser, AttrT &attr) {
+  using EnumT = decltype(std::declval<AttrT>().getValue());
+  FailureOr<EnumT> value = FieldParser<EnumT>::parse(parser);
+  if (failed(value))
+    return failure();
+  attr = AttrT::get(parser.getContext(), *value);
+  return success();
+}
+
+template <typename AttrT>
+static void printEnumKeyword(OpAsmPrinter &printer, Operation *, AttrT attr) {
+  printer << stringifyEnum(attr.getValue());
+}
+
+//===----------------------------------------------------------------------===//
 // ParamOp
 //===----------------------------------------------------------------------===//
 

@@ -55,8 +55,8 @@ def VLoRA_ParamOp : Op<VLoRA_Dialect, "param", [Pure]> {
                        I64Attr:$offset, I64Attr:$length);
   let results = (outs VLoRA_Tensor:$result);
   let assemblyFormat = [{
-    $name $role $source $file `[` `offset` $offset `,` `length` $length `]`
-    attr-dict `:` type($result)
+    $name custom<EnumKeyword>($role) custom<EnumKeyword>($source) $file ` `
+    `[` `offset` $offset `,` `length` $length `]` attr-dict `:` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -92,7 +92,8 @@ class VLoRA_UnaryOp<string mnemonic, string what, Type operandType = VLoRA_Float
 
     Example:
     ```mlir
-    %y = vlora.}] # mnemonic # [{ %x : tensor<2x8xf32>
+    %y = vlora.}] # mnemonic # [{ %x : tensor<2x8x}] #
+    !if(!eq(operandType, VLoRA_BoolTensor), "i1", "f32") # [{>
     ```
   }];
   let arguments = (ins operandType:$input);
@@ -132,13 +133,17 @@ def VLoRA_GeluOp : VLoRA_SameTypeOp<"gelu"> {
   let arguments = (ins VLoRA_FloatTensor:$input,
                        VLoRA_GeluApproximationAttr:$approximate);
   let results = (outs VLoRA_FloatTensor:$result);
-  let assemblyFormat = "$input $approximate attr-dict `:` type($input)";
+  let assemblyFormat = [{
+    $input custom<EnumKeyword>($approximate) attr-dict `:` type($input)
+  }];
 }
 
 class VLoRA_BroadcastBinaryOp<string mnemonic, string what,
                               Type operandType = VLoRA_Tensor,
                               Type resultType = VLoRA_Tensor>
     : VLoRA_Op<mnemonic> {
+  /// Element type of the operands in the example.
+  string operandElement = !if(!eq(operandType, VLoRA_BoolTensor), "i1", "f32");
   let summary = "elementwise " # what # " with NumPy broadcasting";
   let description = [{
     Computes }] # what # [{ of the two operands after broadcasting them to a
@@ -147,8 +152,9 @@ class VLoRA_BroadcastBinaryOp<string mnemonic, string what,
 
     Example:
     ```mlir
-    %z = vlora.}] # mnemonic # [{ %x, %y : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8x}] #
-    !if(!eq(resultType, VLoRA_BoolTensor), "i1", "f32") # [{>
+    %z = vlora.}] # mnemonic # [{ %x, %y : (tensor<2x8x}] # operandElement #
+    [{>, tensor<8x}] # operandElement # [{>) -> tensor<2x8x}] #
+    !if(!eq(resultType, VLoRA_BoolTensor), "i1", operandElement) # [{>
     ```
   }];
   let arguments = (ins operandType:$lhs, operandType:$rhs);
