@@ -119,6 +119,19 @@ Location GraphImporter::nodeLoc(int index) const {
   return NameLoc::get(StringAttr::get(ctx, name));
 }
 
+/// What a non-tensor ONNX type is, for messages.
+static std::string valueKind(const onnx::TypeProto &type) {
+  if (type.has_sequence_type())
+    return "a sequence";
+  if (type.has_optional_type())
+    return "an optional";
+  if (type.has_map_type())
+    return "a map";
+  if (type.has_sparse_tensor_type())
+    return "a sparse tensor";
+  return "not a tensor";
+}
+
 LogicalResult GraphImporter::checkOpset() {
   bool found = false;
   for (const auto &entry : file.model().opset_import()) {
@@ -126,6 +139,14 @@ LogicalResult GraphImporter::checkOpset() {
       opset = entry.version();
       found = true;
     }
+  }
+  // A graph of other domains' ops only: its ops are reported as unsupported.
+  bool usesDefault = llvm::any_of(graph.node(), [](const onnx::NodeProto &n) {
+    return n.domain().empty() || n.domain() == "ai.onnx";
+  });
+  if (!found && !usesDefault) {
+    opset = kMaxOpset;
+    return success();
   }
   if (!found)
     return emitError(file.fileLoc())
@@ -172,8 +193,9 @@ FailureOr<SmallVector<Type>> GraphImporter::importInputs() {
       return emitError(loc) << "graph input '" << input.name()
                             << "' is declared twice";
     if (!input.type().has_tensor_type())
-      return emitError(loc) << "graph input '" << input.name()
-                            << "' is not a tensor";
+      return emitError(loc) << "graph input '" << input.name() << "' is "
+                            << valueKind(input.type())
+                            << ", which is not supported (only tensors are)";
     const auto &tensorType = input.type().tensor_type();
     Type element = elementTypeFor(ctx, tensorType.elem_type());
     if (!element)
@@ -427,18 +449,18 @@ Value GraphImporter::materialize(const HostTensor &value, Location loc) {
 }
 
 FailureOr<Value> GraphImporter::getValue(StringRef name, Location useLoc) {
+  if (const MaskSymbol *symbol = getSymbol(name))
+    return emitError(useLoc)
+           << "value '" << name << "' has a data-dependent shape (from NonZero '"
+           << symbol->origin
+           << "'), which is not supported; only the masked_scatter form "
+              "NonZero -> Transpose -> ScatterND is";
   auto it = values.find(name);
   if (it == values.end())
     return emitError(useLoc) << "value '" << name << "' is not defined";
   ValueEntry &entry = it->second;
   if (entry.value)
     return entry.value;
-  if (const MaskSymbol *symbol = getSymbol(name))
-    return emitError(useLoc)
-           << "value '" << name << "' has a data-dependent shape (from NonZero '"
-           << symbol->origin
-           << "'); only the masked_scatter form NonZero -> Transpose -> "
-              "ScatterND is supported";
   // Materialise at the start of the function so every use is dominated.
   OpBuilder::InsertionGuard guard(builder);
   mlir::Block *body = builder.getInsertionBlock();
@@ -479,7 +501,8 @@ FailureOr<Value> GraphImporter::getValue(StringRef name, Location useLoc) {
 }
 
 OwningOpRef<ModuleOp> GraphImporter::run() {
-  if (failed(checkOpset()) || failed(indexInitializers()))
+  if (failed(checkOpset()) || failed(checkSupportedOps()) ||
+      failed(indexInitializers()))
     return nullptr;
   auto argTypes = importInputs();
   if (failed(argTypes))
@@ -487,8 +510,14 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   auto order = orderNodes();
   if (failed(order))
     return nullptr;
-  if (failed(checkSupportedOps()))
-    return nullptr;
+  for (const auto &out : graph.output())
+    if (out.has_type() && !out.type().has_tensor_type())
+      return emitError(NameLoc::get(StringAttr::get(ctx, out.name()),
+                                    file.fileLoc()))
+                 << "graph output '" << out.name() << "' is "
+                 << valueKind(out.type())
+                 << ", which is not supported (only tensors are)",
+             nullptr;
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(file.fileLoc());
   (*module)->setAttr(VLoRADialect::kSourceAttrName, builder.getStringAttr(file.fileName()));
@@ -517,8 +546,8 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
                    << "'" << node.op_type() << "' consumes '" << in
                    << "', whose shape depends on data (NonZero '"
                    << symbol->origin
-                   << "'); only the masked_scatter form NonZero -> Transpose "
-                      "-> ScatterND is supported",
+                   << "'), which is not supported; only the masked_scatter "
+                      "form NonZero -> Transpose -> ScatterND is",
                nullptr;
     }
     if (failed(entry->handler(context)))

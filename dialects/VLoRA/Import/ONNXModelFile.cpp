@@ -53,13 +53,16 @@ int64_t vlora::onnx_import::dataTypeSize(int32_t dtype) {
   switch (dtype) {
   case onnx::TensorProto_DataType_FLOAT:
   case onnx::TensorProto_DataType_INT32:
+  case onnx::TensorProto_DataType_UINT32:
     return 4;
   case onnx::TensorProto_DataType_DOUBLE:
   case onnx::TensorProto_DataType_INT64:
+  case onnx::TensorProto_DataType_UINT64:
     return 8;
   case onnx::TensorProto_DataType_FLOAT16:
   case onnx::TensorProto_DataType_BFLOAT16:
   case onnx::TensorProto_DataType_INT16:
+  case onnx::TensorProto_DataType_UINT16:
     return 2;
   case onnx::TensorProto_DataType_INT8:
   case onnx::TensorProto_DataType_UINT8:
@@ -91,6 +94,12 @@ Type vlora::onnx_import::elementTypeFor(MLIRContext *ctx, int32_t dtype) {
     return b.getI8Type();
   case onnx::TensorProto_DataType_UINT8:
     return IntegerType::get(ctx, 8, IntegerType::Unsigned);
+  case onnx::TensorProto_DataType_UINT16:
+    return IntegerType::get(ctx, 16, IntegerType::Unsigned);
+  case onnx::TensorProto_DataType_UINT32:
+    return IntegerType::get(ctx, 32, IntegerType::Unsigned);
+  case onnx::TensorProto_DataType_UINT64:
+    return IntegerType::get(ctx, 64, IntegerType::Unsigned);
   case onnx::TensorProto_DataType_BOOL:
     return b.getI1Type();
   default:
@@ -111,6 +120,12 @@ int32_t vlora::onnx_import::dataTypeFor(Type t) {
     return onnx::TensorProto_DataType_BOOL;
   if (t.isUnsignedInteger(8))
     return onnx::TensorProto_DataType_UINT8;
+  if (t.isUnsignedInteger(16))
+    return onnx::TensorProto_DataType_UINT16;
+  if (t.isUnsignedInteger(32))
+    return onnx::TensorProto_DataType_UINT32;
+  if (t.isUnsignedInteger(64))
+    return onnx::TensorProto_DataType_UINT64;
   if (t.isSignlessInteger(8))
     return onnx::TensorProto_DataType_INT8;
   if (t.isSignlessInteger(16))
@@ -240,6 +255,15 @@ static void decodeRaw(const char *bytes, int64_t count, HostTensor &t) {
       break;
     case onnx::TensorProto_DataType_UINT8:
       t.ints[i] = load(uint8_t(), i);
+      break;
+    case onnx::TensorProto_DataType_UINT16:
+      t.ints[i] = load(uint16_t(), i);
+      break;
+    case onnx::TensorProto_DataType_UINT32:
+      t.ints[i] = load(uint32_t(), i);
+      break;
+    case onnx::TensorProto_DataType_UINT64:
+      t.ints[i] = int64_t(load(uint64_t(), i));
       break;
     case onnx::TensorProto_DataType_BOOL:
       t.ints[i] = load(uint8_t(), i) != 0;
@@ -606,6 +630,10 @@ FailureOr<HostTensor> ONNXModelFile::read(const onnx::TensorProto &tensor,
       break;
     case onnx::TensorProto_DataType_INT64:
       t.ints[i] = tensor.int64_data(i);
+      break;
+    case onnx::TensorProto_DataType_UINT32:
+    case onnx::TensorProto_DataType_UINT64:
+      t.ints[i] = int64_t(tensor.uint64_data(i));
       break;
     case onnx::TensorProto_DataType_FLOAT16:
       t.floats[i] = halfToFloat(uint16_t(tensor.int32_data(i)));

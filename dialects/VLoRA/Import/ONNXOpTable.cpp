@@ -268,9 +268,13 @@ LogicalResult importConstantOfShape(NodeContext &n) {
 
 LogicalResult importRange(NodeContext &n) {
   auto start = n.requireConstInput(0, "start");
+  if (failed(start))
+    return failure();
   auto limit = n.requireConstInput(1, "limit");
+  if (failed(limit))
+    return failure();
   auto delta = n.requireConstInput(2, "delta");
-  if (failed(start) || failed(limit) || failed(delta))
+  if (failed(delta))
     return failure();
   double s = (*start)->getDouble(0), l = (*limit)->getDouble(0),
          d = (*delta)->getDouble(0);
@@ -327,16 +331,36 @@ LogicalResult importCastLike(NodeContext &n) {
 LogicalResult importIdentity(NodeContext &n) { return passThrough(n, 0); }
 
 LogicalResult importDropout(NodeContext &n) {
-  if (n.outputUsed(1))
-    return n.error() << "the mask output of Dropout is not supported";
-  if (n.opset < 12 ? n.attrInt("is_test", 1) == 0 : false)
-    return n.error() << "training-mode Dropout is not supported in a forward graph";
+  // Inference (and training with ratio 0) is the identity with an all-true
+  // mask; training-mode dropout in a forward graph is refused.
+  bool training = n.opset < 12 && n.attrInt("is_test", 1) == 0;
   if (n.opset >= 12 && n.hasInput(2)) {
     const HostTensor *mode = n.constInput(2);
-    if (!mode || mode->getInt(0) != 0)
-      return n.error() << "training-mode Dropout is not supported in a forward graph";
+    if (!mode)
+      return n.error() << "a data-dependent training_mode is not supported";
+    training = mode->getInt(0) != 0;
   }
-  return passThrough(n, 0);
+  if (training) {
+    double ratio = n.opset < 12 ? n.attrFloat("ratio", 0.5f) : 0.5;
+    if (n.opset >= 12 && n.hasInput(1)) {
+      const HostTensor *r = n.constInput(1);
+      ratio = r ? r->getDouble(0) : -1;
+    }
+    if (ratio != 0)
+      return n.error()
+             << "training-mode Dropout is not supported in a forward graph";
+  }
+  if (failed(passThrough(n, 0)))
+    return failure();
+  if (n.outputUsed(1)) {
+    RankedTensorType type = n.inputType(0);
+    Value one = n.scalar(n.builder().getI1Type(), 1);
+    auto mask = n.create<ExpandOp>(one, {n.namedI64Array("shape", type.getShape())});
+    if (failed(mask))
+      return failure();
+    n.setOutput(1, *mask);
+  }
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -843,9 +867,60 @@ LogicalResult importLogSoftmax(NodeContext &n) {
   return emitSoftmax<LogSoftmaxOp>(n);
 }
 
+/// The Mean and InvStdDev outputs of LayerNormalization, composed of
+/// reductions over the normalised dimensions (kept as size 1).
+LogicalResult emitLayerNormStatistics(NodeContext &n, Value x, int64_t axis,
+                                      double epsilon) {
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> axes;
+  for (int64_t d = axis; d < type.getRank(); ++d)
+    axes.push_back(d);
+  SmallVector<NamedAttribute> attrs{n.namedI64Array("axes", axes),
+                                    n.namedUnit("keepdims")};
+  auto mean = n.create<ReduceMeanOp>(x, attrs);
+  if (failed(mean))
+    return failure();
+  Type stash = elementTypeFor(n.getContext(), int32_t(n.attrInt("stash_type", 1)));
+  if (!stash || !isa<FloatType>(stash))
+    return n.error() << "stash_type " << n.attrInt("stash_type", 1)
+                     << " is not supported";
+  auto toStash = [&](Value v) -> FailureOr<Value> {
+    if (cast<RankedTensorType>(v.getType()).getElementType() == stash)
+      return v;
+    return n.create<CastOp>(v, {n.namedType("to", stash)});
+  };
+  if (n.outputUsed(1)) {
+    auto m = toStash(*mean);
+    if (failed(m))
+      return failure();
+    n.setOutput(1, *m);
+  }
+  if (!n.outputUsed(2))
+    return success();
+  auto centred = n.create<SubOp>(ValueRange{x, *mean});
+  if (failed(centred))
+    return failure();
+  auto square = n.create<MulOp>(ValueRange{*centred, *centred});
+  if (failed(square))
+    return failure();
+  auto variance = n.create<ReduceMeanOp>(*square, attrs);
+  if (failed(variance))
+    return failure();
+  auto shifted = n.create<AddOp>(
+      ValueRange{*variance, n.scalar(type.getElementType(), epsilon)});
+  if (failed(shifted))
+    return failure();
+  auto inv = n.create<RsqrtOp>(*shifted);
+  if (failed(inv))
+    return failure();
+  auto r = toStash(*inv);
+  if (failed(r))
+    return failure();
+  n.setOutput(2, *r);
+  return success();
+}
+
 LogicalResult importLayerNormalization(NodeContext &n) {
-  if (n.outputUsed(1) || n.outputUsed(2))
-    return n.error() << "the Mean and InvStdDev outputs are not supported";
   auto x = n.input(0), scale = n.input(1);
   if (failed(x) || failed(scale))
     return failure();
@@ -866,6 +941,8 @@ LogicalResult importLayerNormalization(NodeContext &n) {
   if (failed(r))
     return failure();
   n.setOutput(0, *r);
+  if (n.outputUsed(1) || n.outputUsed(2))
+    return emitLayerNormStatistics(n, *x, *axis, n.attrFloat("epsilon", 1e-5f));
   return success();
 }
 
@@ -1274,8 +1351,10 @@ LogicalResult importSlice(NodeContext &n) {
     axes = n.attrInts("axes").value_or(SmallVector<int64_t>());
   } else {
     auto s = n.requireConstInput(1, "starts");
+    if (failed(s))
+      return failure();
     auto e = n.requireConstInput(2, "ends");
-    if (failed(s) || failed(e))
+    if (failed(e))
       return failure();
     starts = intsOf(**s);
     ends = intsOf(**e);
