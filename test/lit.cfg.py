@@ -17,6 +17,10 @@ config.test_exec_root = os.path.join(config.vlora_obj_root, "test")
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%models", os.path.join(config.vlora_src_root, "test", "models")))
 config.substitutions.append(("%onnx_testdata", "/usr/share/libonnx-testdata/data/node"))
+config.substitutions.append(("%vlora_src_root", config.vlora_src_root))
+config.substitutions.append(("%vlora_tools_dir", config.vlora_tools_dir))
+if os.path.isdir("/usr/share/libonnx-testdata/data/node"):
+    config.available_features.add("onnx-testdata")
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
