@@ -91,3 +91,30 @@ LogicalResult VLoRADialect::verifyOperationAttribute(Operation *op,
   }
   return op->emitError() << "unknown vlora attribute '" << name << "'";
 }
+
+/// Function arguments and results carry only `vlora.name`, the ONNX value
+/// name.
+static LogicalResult verifyValueNameAttr(Operation *op, NamedAttribute attr,
+                                         StringRef where, unsigned index) {
+  StringRef name = attr.getName().getValue();
+  if (name != VLoRADialect::kNameAttrName)
+    return op->emitError() << "unknown vlora attribute '" << name << "' on "
+                           << where << " " << index;
+  if (!isa<StringAttr>(attr.getValue()))
+    return op->emitError() << "'" << name << "' of " << where << " " << index
+                           << " must be a string attribute";
+  return success();
+}
+
+LogicalResult VLoRADialect::verifyRegionArgAttribute(Operation *op, unsigned,
+                                                     unsigned argIndex,
+                                                     NamedAttribute attr) {
+  return verifyValueNameAttr(op, attr, "argument", argIndex);
+}
+
+LogicalResult VLoRADialect::verifyRegionResultAttribute(Operation *op,
+                                                        unsigned,
+                                                        unsigned resultIndex,
+                                                        NamedAttribute attr) {
+  return verifyValueNameAttr(op, attr, "result", resultIndex);
+}

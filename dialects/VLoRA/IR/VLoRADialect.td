@@ -37,6 +37,8 @@ def VLoRA_Dialect : Dialect {
   let useDefaultAttributePrinterParser = 1;
   let hasConstantMaterializer = 1;
   let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Names of the discardable tag attributes.
     static constexpr ::llvm::StringLiteral kTowerAttrName = "vlora.tower";
