@@ -1135,6 +1135,13 @@ LogicalResult importReshape(NodeContext &n) {
                        << type.getNumElements() << " elements do not divide by "
                        << known;
     target[inferred] = type.getNumElements() / known;
+  } else if (known != type.getNumElements()) {
+    std::string dims;
+    llvm::raw_string_ostream os(dims);
+    llvm::interleave(target, os, "x");
+    return n.error() << "cannot reshape " << type.getNumElements()
+                     << " elements into shape " << dims << " (" << known
+                     << " elements)";
   }
   return emitReshape(n, target);
 }
