@@ -67,6 +67,10 @@ def VLoRA_Tower : I32EnumAttr<"TowerKind", "which tower of a VLM an op belongs t
   let genSpecializedAttr = 0;
 }
 def VLoRA_TowerAttr : EnumAttr<VLoRA_Dialect, VLoRA_Tower, "tower"> {
+  let description = [{
+    The value of the `vlora.tower` tag, written `#vlora<tower vision>`
+    (`vision`, `projector`, `language` or `other`).
+  }];
   let assemblyFormat = "$value";
 }
 
@@ -77,6 +81,10 @@ def VLoRA_Block : I32EnumAttr<"BlockKind", "which kind of block an op belongs to
   let genSpecializedAttr = 0;
 }
 def VLoRA_BlockAttr : EnumAttr<VLoRA_Dialect, VLoRA_Block, "block"> {
+  let description = [{
+    The value of the `vlora.block` tag, written `#vlora<block attention>`
+    (`attention`, `mlp` or `other`).
+  }];
   let assemblyFormat = "$value";
 }
 
@@ -87,6 +95,11 @@ def VLoRA_ParamRole : I32EnumAttr<"ParamRole", "what a parameter is for", [
   let genSpecializedAttr = 0;
 }
 def VLoRA_ParamRoleAttr : EnumAttr<VLoRA_Dialect, VLoRA_ParamRole, "role"> {
+  let description = [{
+    The `role` of a `vlora.param`, written `#vlora<role frozen>` on its own
+    and as the bare keyword (`frozen`, `trainable`, `optimizer_state`) in the
+    op.
+  }];
   let assemblyFormat = "$value";
 }
 
@@ -98,6 +111,11 @@ def VLoRA_WeightSource : I32EnumAttr<"WeightSource",
   let genSpecializedAttr = 0;
 }
 def VLoRA_WeightSourceAttr : EnumAttr<VLoRA_Dialect, VLoRA_WeightSource, "source"> {
+  let description = [{
+    The `source` of a `vlora.param`, written `#vlora<source external>` on its
+    own and as the bare keyword (`initializer`, `external`, `bundle`) in the
+    op.
+  }];
   let assemblyFormat = "$value";
 }
 
@@ -109,6 +127,11 @@ def VLoRA_GeluApproximation : I32EnumAttr<"GeluApproximation",
 }
 def VLoRA_GeluApproximationAttr
     : EnumAttr<VLoRA_Dialect, VLoRA_GeluApproximation, "gelu_approximation"> {
+  let description = [{
+    The `approximate` mode of `vlora.gelu`, written
+    `#vlora<gelu_approximation tanh>` on its own and as the bare keyword
+    (`none`, `tanh`) in the op.
+  }];
   let assemblyFormat = "$value";
 }
 
