@@ -23,6 +23,14 @@ if os.path.isdir("/usr/share/libonnx-testdata/data/node"):
     config.available_features.add("onnx-testdata")
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+
+# Sanitizer builds: libLLVM is not instrumented, so the poisoning that LLVM's
+# allocators do in inline code would be reported falsely; everything else is
+# checked, and any report fails the test.
+if config.vlora_sanitize:
+    config.environment["ASAN_OPTIONS"] = "allow_user_poisoning=0:detect_leaks=1:abort_on_error=0"
+    config.environment["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    config.available_features.add("sanitizer")
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.vlora_tools_dir, config.llvm_tools_dir]
