@@ -12,7 +12,9 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/SmallSet.h"
 
 using namespace mlir;
@@ -311,6 +313,98 @@ LogicalResult ConvOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+namespace {
+/// Rewrites a patch-embedding convolution into reshape + transpose + matmul.
+///
+/// With input X [N, C, D1..Dk], weight W [M, C, K1..Kk], strides == K,
+/// no padding, dilation 1, group 1 and Di = Pi * Ki, the convolution is
+///
+///   Y[n, m, p1..pk] = bias[m] + sum_{c, a1..ak}
+///                       X[n, c, p1*K1 + a1, .., pk*Kk + ak] * W[m, c, a1..ak]
+///
+/// i.e. every output position sees its own, non-overlapping patch. So:
+///   1. X1 = reshape X  [N, C, P1, K1, .., Pk, Kk]
+///        X1[n, c, p1, a1, ..] = X[n, c, p1*K1 + a1, ..]   (row-major split)
+///   2. X2 = transpose X1 [0, 2, 4, .., 2k, 1, 3, 5, .., 2k+1]
+///        -> [N, P1..Pk, C, K1..Kk]
+///   3. X3 = reshape X2  [N, P1*..*Pk, C*K1*..*Kk]
+///        X3[n, p, (c, a1..ak)] with p = (p1..pk) and the patch index
+///        flattened row-major over (c, a1..ak)
+///   4. W2 = reshape W   [M, C*K1*..*Kk]   (the same (c, a1..ak) flattening)
+///   5. Y1 = matmul X3, W2 transpose_b -> [N, P, M]
+///        Y1[n, p, m] = sum_{c, a} X3[n, p, (c, a)] * W2[m, (c, a)]
+///   6. (+ bias [M], broadcast over the last dimension)
+///   7. Y2 = transpose Y1 [0, 2, 1] -> [N, M, P]
+///   8. Y  = reshape Y2  [N, M, P1..Pk]
+/// The matmul takes the convolution's location and discardable attributes
+/// (its tags), so it is targeted like the convolution was.
+struct PatchEmbeddingConvToMatmul : OpRewritePattern<ConvOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(ConvOp op,
+                                PatternRewriter &rewriter) const override {
+    auto input = tensorOf(op.getInput()), weight = tensorOf(op.getWeight());
+    int64_t k = input.getRank() - 2;
+    ArrayRef<int64_t> kernel = weight.getShape().drop_front(2);
+    if (op.getGroup() != 1)
+      return rewriter.notifyMatchFailure(op, "grouped convolution");
+    if (op.getStrides() != kernel)
+      return rewriter.notifyMatchFailure(op, "stride differs from kernel");
+    if (llvm::any_of(op.getPads(), [](int64_t p) { return p != 0; }) ||
+        llvm::any_of(op.getDilations(), [](int64_t d) { return d != 1; }))
+      return rewriter.notifyMatchFailure(op, "padded or dilated");
+    int64_t n = input.getDimSize(0), c = input.getDimSize(1),
+            m = weight.getDimSize(0);
+    SmallVector<int64_t> patches;
+    for (int64_t i = 0; i < k; ++i) {
+      if (input.getDimSize(i + 2) % kernel[i])
+        return rewriter.notifyMatchFailure(op, "size not divisible by kernel");
+      patches.push_back(input.getDimSize(i + 2) / kernel[i]);
+    }
+    int64_t numPatches = 1, patchSize = c;
+    for (int64_t i = 0; i < k; ++i) {
+      numPatches *= patches[i];
+      patchSize *= kernel[i];
+    }
+
+    Location loc = op.getLoc();
+    SmallVector<int64_t> split{n, c}, perm{0};
+    for (int64_t i = 0; i < k; ++i) {
+      split.push_back(patches[i]);
+      split.push_back(kernel[i]);
+      perm.push_back(2 + 2 * i);
+    }
+    perm.push_back(1);
+    for (int64_t i = 0; i < k; ++i)
+      perm.push_back(3 + 2 * i);
+    Value x = ReshapeOp::create(rewriter, loc, op.getInput(), split);
+    x = TransposeOp::create(rewriter, loc, x, perm);
+    x = ReshapeOp::create(rewriter, loc, x,
+                          ArrayRef<int64_t>{n, numPatches, patchSize});
+    Value w = ReshapeOp::create(rewriter, loc, op.getWeight(),
+                                ArrayRef<int64_t>{m, patchSize});
+    auto matmul = MatmulOp::create(rewriter, loc, x, w,
+                                   /*transpose_a=*/false,
+                                   /*transpose_b=*/true);
+    for (NamedAttribute attr : op->getDiscardableAttrs())
+      matmul->setAttr(attr.getName(), attr.getValue());
+    Value y = matmul;
+    if (Value bias = op.getBias())
+      y = AddOp::create(rewriter, loc, y, bias);
+    y = TransposeOp::create(rewriter, loc, y, ArrayRef<int64_t>{0, 2, 1});
+    SmallVector<int64_t> outShape{n, m};
+    llvm::append_range(outShape, patches);
+    rewriter.replaceOpWithNewOp<ReshapeOp>(op, y, outShape);
+    return success();
+  }
+};
+} // namespace
+
+void ConvOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                         MLIRContext *context) {
+  patterns.add<PatchEmbeddingConvToMatmul>(context);
+}
+
 //===----------------------------------------------------------------------===//
 // Normalisation and reductions
 //===----------------------------------------------------------------------===//
@@ -453,9 +547,18 @@ LogicalResult ReshapeOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
-OpFoldResult ReshapeOp::fold(FoldAdaptor) {
+OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
   if (getInput().getType() == getType())
     return getInput();
+  // reshape(reshape(x)) == reshape(x): both are row-major reinterpretations.
+  if (auto inner = getInput().getDefiningOp<ReshapeOp>()) {
+    getInputMutable().assign(inner.getInput());
+    if (getInput().getType() == getType())
+      return getInput();
+    return getResult();
+  }
+  if (auto dense = dyn_cast_or_null<DenseElementsAttr>(adaptor.getInput()))
+    return dense.reshape(getType());
   return {};
 }
 
@@ -482,6 +585,26 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
   }
   types.push_back(type.clone(shape));
   return success();
+}
+
+OpFoldResult TransposeOp::fold(FoldAdaptor) {
+  ArrayRef<int64_t> perm = getPerm();
+  // transpose(transpose(x, inner), outer) == transpose(x, inner[outer[i]]):
+  // result[.., i, ..] = mid[.., outer[i], ..] = x[.., inner[outer[i]], ..].
+  if (auto inner = getInput().getDefiningOp<TransposeOp>()) {
+    ArrayRef<int64_t> innerPerm = inner.getPerm();
+    SmallVector<int64_t> composed;
+    for (int64_t p : perm)
+      composed.push_back(innerPerm[p]);
+    getInputMutable().assign(inner.getInput());
+    setPerm(composed);
+    perm = getPerm();
+    if (!llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
+      return getResult();
+  }
+  if (llvm::equal(perm, llvm::seq<int64_t>(0, perm.size())))
+    return getInput();
+  return {};
 }
 
 LogicalResult SliceOp::inferReturnTypes(MLIRContext *,

@@ -271,6 +271,10 @@ def VLoRA_ConvOp : VLoRA_Op<"conv"> {
     $input `,` $weight (`,` $bias^)? `strides` $strides `pads` $pads
     `dilations` $dilations `group` $group attr-dict `:` functional-type(operands, results)
   }];
+  // A patch embedding (stride == kernel, no padding, dilation 1, group 1,
+  // spatial sizes divisible by the kernel) canonicalises to
+  // reshape + transpose + matmul, so LoRA can target it like a linear layer.
+  let hasCanonicalizer = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -439,6 +443,7 @@ def VLoRA_TransposeOp : VLoRA_Op<"transpose"> {
   let arguments = (ins VLoRA_Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs VLoRA_Tensor:$result);
   let assemblyFormat = "$input $perm attr-dict `:` functional-type(operands, results)";
+  let hasFolder = 1;
 }
 
 def VLoRA_SliceOp : VLoRA_Op<"slice"> {
