@@ -14,6 +14,8 @@ config.excludes = ["Inputs", "CMakeLists.txt", "README.md", "lit.cfg.py", "lit.s
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.vlora_obj_root, "test")
 
+import sys
+config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%models", os.path.join(config.vlora_src_root, "test", "models")))
 config.substitutions.append(("%onnx_testdata", "/usr/share/libonnx-testdata/data/node"))

@@ -7,15 +7,23 @@
 
 #include "VLoRA/IR/VLoRADialect.h"
 #include "VLoRA/IR/VLoRAOps.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 
+namespace vlora::test {
+void registerTestStripNamesPass();
+} // namespace vlora::test
+
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<vlora::VLoRADialect, mlir::func::FuncDialect>();
+
+  vlora::registerVLoRAPasses();
+  vlora::test::registerTestStripNamesPass();
 
   // Upstream passes vlora pipelines use.
   mlir::registerCanonicalizerPass();

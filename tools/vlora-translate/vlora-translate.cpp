@@ -45,6 +45,10 @@ static cl::list<std::string>
 static cl::opt<bool> emitBytecode("emit-bytecode",
                                   cl::desc("Write MLIR bytecode instead of text"),
                                   cl::cat(category));
+static cl::opt<bool> stripLocations(
+    "strip-locations",
+    cl::desc("Print the IR without the ONNX node-name locations"),
+    cl::cat(category));
 static cl::opt<bool> summary("summary",
                              cl::desc("Print a summary of the imported model "
                                       "instead of its IR"),
@@ -176,7 +180,12 @@ int main(int argc, char **argv) {
       return 1;
     }
   } else {
-    module->print(output->os());
+    // Locations carry the ONNX node names that later passes read
+    // (--vlora-classify-towers), so the text keeps them unless asked not to.
+    OpPrintingFlags flags;
+    if (!stripLocations)
+      flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false);
+    module->print(output->os(), flags);
   }
   output->keep();
   return 0;
