@@ -572,8 +572,28 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
     auto value = getValue(out.name(), file.fileLoc());
     if (failed(value))
       return nullptr;
+    // A static shape the model declares for an output must be the one the
+    // ops infer: a mismatch means the import went wrong or the model lies.
+    auto type = cast<RankedTensorType>(value->getType());
+    if (out.type().has_tensor_type() && out.type().tensor_type().has_shape()) {
+      const auto &dims = out.type().tensor_type().shape().dim();
+      bool mismatch = dims.size() != type.getRank();
+      for (int d = 0; !mismatch && d < dims.size(); ++d)
+        mismatch = dims[d].has_dim_value() && dims[d].dim_value() != type.getDimSize(d);
+      if (mismatch) {
+        std::string declared;
+        for (int d = 0; d < dims.size(); ++d)
+          declared += (d ? "x" : "") + (dims[d].has_dim_value()
+                                            ? std::to_string(dims[d].dim_value())
+                                            : std::string("?"));
+        return emitError(NameLoc::get(StringAttr::get(ctx, out.name())))
+                   << "graph output '" << out.name() << "' is declared "
+                   << declared << " but computes " << type,
+               nullptr;
+      }
+    }
     results.push_back(*value);
-    resultTypes.push_back(value->getType());
+    resultTypes.push_back(type);
   }
   func::ReturnOp::create(builder, file.fileLoc(), results);
   func.setType(builder.getFunctionType(*argTypes, resultTypes));
