@@ -65,4 +65,81 @@ def VLoRAReportTowers : Pass<"vlora-report-towers", "mlir::ModuleOp"> {
   ];
 }
 
+def VLoRAInjectLoRA : Pass<"vlora-inject-lora", "mlir::ModuleOp"> {
+  let summary = "Replace the selected frozen matmuls by LoRA matmuls with new trainable adapters";
+  let description = [{
+    Reads the tags of `--vlora-classify-towers` and turns every selected
+    frozen-weight `vlora.matmul(x, W)` into
+    `vlora.lora_matmul(x, W, A, B){scale, dropout}` with two new trainable
+    `vlora.param`s named by PEFT's keys,
+    `base_model.model.<module>.lora_A.weight` `[r, in]` and
+    `base_model.model.<module>.lora_B.weight` `[out, r]` (f32). The options
+    mirror Unsloth's `FastVisionModel.get_peft_model` and PEFT's `LoraConfig`.
+
+    Selection. Without `target-modules`, a tagged matmul is selected when its
+    tower is enabled (`vision`, `language`, `projector`) and its block is
+    enabled (`attention`, `mlp`); projector matmuls are plain MLPs and are
+    selected whenever `projector` is on, whatever `attention`/`mlp` say. As in
+    Unsloth, turning off both `vision` and `language`, or both `attention`
+    and `mlp`, is an error. With `target-modules` the switches are not used
+    (PEFT semantics): one element with a regex metacharacter other than `.`
+    (`\ ^ $ | ? * + ( ) [ ] { }`) is a full-match ECMAScript regex on the
+    module path; otherwise every element is a module name that matches a
+    module path exactly or as a `.`-suffix. `lm_head` (tower `other`) and the
+    embeddings are never targets. `exclude-modules` (same syntax) and
+    `layers-to-transform` (matches `vlora.layer`; modules without a layer
+    index are dropped, as in PEFT) filter the selection.
+
+    Rank and scale. `rank-pattern` and `alpha-pattern` take
+    `pattern:value` elements; a pattern matches a module path as PEFT's
+    `(.*\.)?(pattern)` regex and the first matching element wins.
+    `scale = alpha / r`, or `alpha / sqrt(r)` with `use-rslora`.
+
+    Initial values. With `init-from` the adapters reference the tensors of a
+    PEFT `adapter_model.safetensors`, which must hold exactly the selected
+    modules' `lora_A`/`lora_B` (F32, right shapes). Otherwise they reference
+    `adapters.init.safetensors` of the bundle (source `bundle`, offsets in
+    its data section in key order), whose values the bundle writer draws
+    from `init` and `seed` (recorded, with the rest of the configuration,
+    in the module attribute `vlora.lora_config`).
+  }];
+  let dependentDialects = ["vlora::VLoRADialect"];
+  let statistics = [
+    Statistic<"numInjected", "injected", "Number of matmuls given a LoRA adapter">,
+    Statistic<"numTrainable", "trainable-parameters", "Number of trainable adapter elements">
+  ];
+  let options = [
+    Option<"rank", "r", "int64_t", /*default=*/"16", "LoRA rank (PEFT r)">,
+    Option<"alpha", "alpha", "double", /*default=*/"16.0", "LoRA alpha (PEFT lora_alpha)">,
+    Option<"dropout", "dropout", "double", /*default=*/"0.0",
+           "Dropout probability on the LoRA path (PEFT lora_dropout), in [0, 1)">,
+    Option<"useRslora", "use-rslora", "bool", /*default=*/"false",
+           "Rank-stabilised LoRA: scale = alpha / sqrt(r) instead of alpha / r">,
+    Option<"init", "init", "std::string", /*default=*/"\"kaiming\"",
+           "Initialisation of A: 'kaiming' (PEFT default, kaiming-uniform a=sqrt(5)) or "
+           "'gaussian' (normal, std 1/r); B is zero">,
+    Option<"seed", "seed", "int64_t", /*default=*/"3407",
+           "Seed of the initialisation (Unsloth random_state)">,
+    Option<"vision", "vision", "bool", "true", "finetune_vision_layers">,
+    Option<"language", "language", "bool", "true", "finetune_language_layers">,
+    Option<"attention", "attention", "bool", "true", "finetune_attention_modules">,
+    Option<"mlp", "mlp", "bool", "true", "finetune_mlp_modules">,
+    Option<"projector", "projector", "bool", "false",
+           "Also adapt the vision-language projector (all its matmuls)">,
+    ListOption<"targetModules", "target-modules", "std::string",
+               "PEFT target_modules: one full-match regex, or module names "
+               "matched exactly or as '.'-suffixes">,
+    ListOption<"excludeModules", "exclude-modules", "std::string",
+               "PEFT exclude_modules (same syntax as target-modules)">,
+    ListOption<"layersToTransform", "layers-to-transform", "int64_t",
+               "PEFT layers_to_transform: only modules with these layer indices">,
+    ListOption<"rankPattern", "rank-pattern", "std::string",
+               "PEFT rank_pattern as pattern:r elements">,
+    ListOption<"alphaPattern", "alpha-pattern", "std::string",
+               "PEFT alpha_pattern as pattern:alpha elements">,
+    Option<"initFrom", "init-from", "std::string", /*default=*/"\"\"",
+           "Start from the adapters of this PEFT adapter_model.safetensors">,
+  ];
+}
+
 #endif // VLORA_PASSES_TD

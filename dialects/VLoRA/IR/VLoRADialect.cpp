@@ -84,6 +84,14 @@ LogicalResult VLoRADialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name << "' has the wrong kind";
     return success();
   }
+  if (name == kLoRAConfigAttrName) {
+    if (!isa<ModuleOp>(op))
+      return op->emitError() << "'" << name << "' is a module attribute";
+    if (!isa<DictionaryAttr>(value))
+      return op->emitError() << "'" << name
+                             << "' must be a dictionary attribute";
+    return success();
+  }
   if (name == kNameAttrName) {
     if (!isa<StringAttr>(value))
       return op->emitError() << "'" << name << "' must be a string attribute";

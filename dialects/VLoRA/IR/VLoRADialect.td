@@ -51,6 +51,10 @@ def VLoRA_Dialect : Dialect {
     /// and its default-domain opset.
     static constexpr ::llvm::StringLiteral kSourceAttrName = "vlora.source";
     static constexpr ::llvm::StringLiteral kOpsetAttrName = "vlora.opset";
+    /// Module attribute set by --vlora-inject-lora: the LoRA configuration
+    /// (PEFT's LoraConfig fields) that the bundle's adapter_config.json is
+    /// written from.
+    static constexpr ::llvm::StringLiteral kLoRAConfigAttrName = "vlora.lora_config";
 
     void registerAttributes();
   }];

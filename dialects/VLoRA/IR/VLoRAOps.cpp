@@ -17,6 +17,8 @@
 #include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/SmallSet.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace vlora;
 
@@ -840,6 +842,64 @@ LogicalResult PadOp::inferReturnTypes(MLIRContext *,
 LogicalResult TriluOp::verify() {
   if (getType().getRank() < 2)
     return emitOpError("needs rank >= 2");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LoRAMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  auto x = tensorOf(adaptor.getX()), w = tensorOf(adaptor.getW());
+  auto a = tensorOf(adaptor.getA()), b = tensorOf(adaptor.getB());
+  if (x.getRank() < 2)
+    return err.emit() << "'vlora.lora_matmul' input needs rank >= 2, got "
+                      << x.getRank();
+  if (w.getRank() != 2 || a.getRank() != 2 || b.getRank() != 2)
+    return err.emit() << "'vlora.lora_matmul' weight, A and B need rank 2, got "
+                      << w.getRank() << ", " << a.getRank() << " and "
+                      << b.getRank();
+  if (x.getElementType() != w.getElementType())
+    return err.emit() << "'vlora.lora_matmul' input and weight have different "
+                         "element types "
+                      << x.getElementType() << " and " << w.getElementType();
+  if (a.getElementType() != b.getElementType())
+    return err.emit() << "'vlora.lora_matmul' A and B have different element "
+                         "types "
+                      << a.getElementType() << " and " << b.getElementType();
+  int64_t in = w.getDimSize(0), out = w.getDimSize(1);
+  if (adaptor.getTransposeB())
+    std::swap(in, out);
+  if (x.getShape().back() != in)
+    return err.emit() << "'vlora.lora_matmul' input "
+                      << shapeString(x.getShape()) << " has " << x.getShape().back()
+                      << " features but the weight " << shapeString(w.getShape())
+                      << (adaptor.getTransposeB() ? " (transposed)" : "")
+                      << " takes " << in;
+  int64_t r = a.getDimSize(0);
+  if (r < 1)
+    return err.emit() << "'vlora.lora_matmul' rank r = " << r
+                      << " (rows of A) must be positive";
+  if (a.getDimSize(1) != in)
+    return err.emit() << "'vlora.lora_matmul' A " << shapeString(a.getShape())
+                      << " must be [r, in] = [" << r << ", " << in << "]";
+  if (b.getDimSize(0) != out || b.getDimSize(1) != r)
+    return err.emit() << "'vlora.lora_matmul' B " << shapeString(b.getShape())
+                      << " must be [out, r] = [" << out << ", " << r << "]";
+  double scale = adaptor.getScale().convertToDouble();
+  if (!std::isfinite(scale))
+    return err.emit() << "'vlora.lora_matmul' scale must be finite";
+  double dropout = adaptor.getDropout().convertToDouble();
+  if (!(dropout >= 0.0 && dropout < 1.0))
+    return err.emit() << "'vlora.lora_matmul' dropout " << dropout
+                      << " is not in [0, 1)";
+  SmallVector<int64_t> shape(x.getShape());
+  shape.back() = out;
+  types.push_back(x.clone(shape));
   return success();
 }
 

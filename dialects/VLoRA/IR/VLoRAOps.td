@@ -656,4 +656,51 @@ def VLoRA_TriluOp : VLoRA_SameTypeOp<"trilu"> {
   let assemblyFormat = "$input (`upper` $upper^)? `k` $k attr-dict `:` type($input)";
 }
 
+//===----------------------------------------------------------------------===//
+// LoRA
+//===----------------------------------------------------------------------===//
+
+def VLoRA_LoRAMatmulOp : VLoRA_Op<"lora_matmul"> {
+  let summary = "a frozen linear layer plus its low-rank LoRA update";
+  let description = [{
+    Computes PEFT's LoRA forward for a linear layer with a frozen weight:
+
+    ```
+    y = matmul(x, w [transpose_b]) + scale * ((dropout(x) · Aᵀ) · Bᵀ)
+    ```
+
+    `x` is `[..., in]` (rank >= 2), `w` is the frozen weight exactly as the
+    replaced `vlora.matmul` used it (`[in, out]`, or `[out, in]` with
+    `transpose_b`), `a` is `lora_A` `[r, in]` and `b` is `lora_B` `[out, r]`
+    (PEFT's layout: `nn.Linear(in, r)` and `nn.Linear(r, out)` weights).
+    The result is `[..., out]` in `x`'s element type. `scale` is
+    `lora_alpha / r` (or `lora_alpha / sqrt(r)` with rsLoRA); `dropout` is the
+    probability of PEFT's `lora_dropout`, applied to the input of the
+    low-rank path only, in training (in `[0, 1)`).
+
+    `x` and `w` have one element type; `a` and `b` have one float element
+    type, which may differ from `x`'s (fp32 adapters on a bf16 model): as in
+    PEFT, the low-rank path converts `x` to the adapters' type and its result
+    back to `x`'s type before the addition.
+
+    Example:
+    ```mlir
+    %y = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.05 transpose_b
+           : (tensor<2x16x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>) -> tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$x, VLoRA_FloatTensor:$w,
+                       VLoRA_FloatTensor:$a, VLoRA_FloatTensor:$b,
+                       F64Attr:$scale, F64Attr:$dropout, UnitAttr:$transpose_b);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $w `,` $a `,` $b `scale` $scale `dropout` $dropout
+    (`transpose_b` $transpose_b^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The LoRA rank r (rows of `a`).
+    int64_t getRank() { return getA().getType().getDimSize(0); }
+  }];
+}
+
 #endif // VLORA_OPS_TD
