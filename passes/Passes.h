@@ -7,6 +7,7 @@
 #ifndef VLORA_PASSES_PASSES_H
 #define VLORA_PASSES_PASSES_H
 
+#include "VLRT/IR/VLRTOps.h"
 #include "VLoRA/IR/VLoRADialect.h"
 
 #include "mlir/IR/BuiltinOps.h"

@@ -142,4 +142,26 @@ def VLoRAInjectLoRA : Pass<"vlora-inject-lora", "mlir::ModuleOp"> {
   ];
 }
 
+def LowerVLoRAToVLRT : Pass<"lower-vlora-to-vlrt", "mlir::ModuleOp"> {
+  let summary = "Bufferize the vlora program into a vlrt program over one arena";
+  let description = [{
+    Turns the vlora function into a vlrt program: every tensor becomes a
+    buffer. Parameters become `vlrt.weight` (mapped from their files),
+    constants `vlrt.constant`, graph inputs `vlrt.input` slices and every
+    other value an arena slice. A static memory plan assigns offsets: each
+    buffer lives from its definition to its last use (graph outputs to the
+    end); `vlora.reshape` of an arena value aliases its input (no copy), and
+    an elementwise op whose same-typed operand dies at it writes in place.
+    Offsets are assigned greedily by decreasing size into the lowest gap
+    free during the buffer's lifetime, aligned to 64 bytes; the function's
+    `vlrt.arena_bytes` is the exact peak. Each remaining vlora op becomes one
+    `vlrt.kernel` named after it, with its attributes as params.
+  }];
+  let dependentDialects = ["::vlora::vlrt::VLRTDialect"];
+  let statistics = [
+    Statistic<"numKernels", "kernels", "Number of kernel calls">,
+    Statistic<"numAliases", "aliases", "Number of buffers that reuse their operand's bytes">
+  ];
+}
+
 #endif // VLORA_PASSES_TD

@@ -7,6 +7,7 @@
 
 #include "VLoRA/IR/VLoRADialect.h"
 #include "VLoRA/IR/VLoRAOps.h"
+#include "VLRT/IR/VLRTOps.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -20,7 +21,8 @@ void registerTestStripNamesPass();
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<vlora::VLoRADialect, mlir::func::FuncDialect>();
+  registry.insert<vlora::VLoRADialect, vlora::vlrt::VLRTDialect,
+                  mlir::func::FuncDialect>();
 
   vlora::registerVLoRAPasses();
   vlora::test::registerTestStripNamesPass();

@@ -9,13 +9,17 @@
 
 #include "VLoRA/IR/VLoRADialect.h"
 #include "VLoRA/IR/VLoRAOps.h"
+#include "VLRT/Export/PlanExport.h"
+#include "VLRT/IR/VLRTOps.h"
 #include "VLoRA/Import/ONNXImporter.h"
+#include "vlora/Version.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/Support/CommandLine.h"
@@ -33,6 +37,9 @@ static cl::OptionCategory category("vlora-translate options");
 static cl::opt<bool> importOnnx("import-onnx",
                                 cl::desc("Import an ONNX model (.onnx or .onnxtext)"),
                                 cl::cat(category));
+static cl::opt<bool> emitPlan("emit-plan",
+                              cl::desc("Write the plan (plan.pb) of a lowered vlrt program (.mlir)"),
+                              cl::cat(category));
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input file>"),
                                       cl::cat(category));
 static cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout)"),
@@ -120,8 +127,8 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv, "vlora translation tool\n");
 
-  if (!importOnnx) {
-    llvm::errs() << "vlora-translate: error: choose a translation (--import-onnx)\n";
+  if (importOnnx == emitPlan) {
+    llvm::errs() << "vlora-translate: error: choose one translation (--import-onnx or --emit-plan)\n";
     return 1;
   }
   if (inputFile.empty()) {
@@ -160,6 +167,27 @@ int main(int argc, char **argv) {
     llvm::errs() << diag.str() << "\n";
     return success();
   });
+
+  if (emitPlan) {
+    context.loadDialect<vlora::VLoRADialect, vlora::vlrt::VLRTDialect,
+                        func::FuncDialect>();
+    OwningOpRef<ModuleOp> program = parseSourceFile<ModuleOp>(inputFile, &context);
+    if (!program || errors)
+      return 1;
+    std::string bytes;
+    llvm::raw_string_ostream planStream(bytes);
+    if (failed(vlora::vlrt::exportPlan(*program, planStream, VLORA_COMPILER_VERSION)))
+      return 1;
+    std::string errorMessage;
+    auto output = openOutputFile(outputFile, &errorMessage);
+    if (!output) {
+      llvm::errs() << "vlora-translate: error: " << errorMessage << "\n";
+      return 1;
+    }
+    output->os() << bytes;
+    output->keep();
+    return 0;
+  }
 
   OwningOpRef<ModuleOp> module =
       vlora::importONNXModel(context, inputFile, options);
