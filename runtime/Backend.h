@@ -1,0 +1,48 @@
+//===- Backend.h - where a program runs -------------------------*- C++ -*-===//
+//
+// The one interface between the runtime and a device. A backend owns the
+// arena in its memory, places weights and constants where its kernels can
+// read them, executes the steps, and copies values to and from the host.
+// `cpu` is here; `cuda` plugs in behind the same interface.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef VLORA_RUNTIME_BACKEND_H
+#define VLORA_RUNTIME_BACKEND_H
+
+#include "runtime/Error.h"
+#include "runtime/Program.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vlora::runtime {
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual const char *name() const = 0;
+
+  /// Refuses steps whose kernel/element types the backend lacks (errors name
+  /// the step), allocates the arena and places the weights (`weights[i]` is
+  /// plan weight i's bytes in host memory, aligned to its element size; they
+  /// outlive the backend). `program` outlives the backend.
+  virtual Status prepare(const Program &program,
+                         const std::vector<const void *> &weights) = 0;
+  /// Copies `bytes` (the value's size) from the host into arena value `value`.
+  virtual Status write(uint32_t value, const void *host) = 0;
+  /// Executes every step in order.
+  virtual Status run() = 0;
+  /// Copies value `value` (any storage) to the host.
+  virtual Status read(uint32_t value, void *host) = 0;
+};
+
+/// "cpu" (CUDA comes later); errors list the known devices.
+Expected<std::unique_ptr<Backend>> createBackend(const std::string &device);
+
+std::unique_ptr<Backend> createCpuBackend();
+
+} // namespace vlora::runtime
+
+#endif // VLORA_RUNTIME_BACKEND_H

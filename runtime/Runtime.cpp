@@ -1,0 +1,235 @@
+//===- Runtime.cpp - open a bundle, bind inputs, run, read outputs --------===//
+
+#include "runtime/Runtime.h"
+
+#include "runtime/FileHash.h"
+#include "runtime/Safetensors.h"
+
+#include <cstring>
+#include <map>
+#include <sys/stat.h>
+
+namespace vlora::runtime {
+using kernels::DType;
+
+std::string userTypeString(DType dtype, const kernels::Shape &shape) {
+  return std::string(safetensorsDTypeName(dtype)) + kernels::shapeString(shape);
+}
+
+namespace {
+std::string joinPath(const std::string &folder, const std::string &file) {
+  if (folder.empty())
+    return file;
+  return folder.back() == '/' ? folder + file : folder + "/" + file;
+}
+
+std::string folderOf(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+const char *rootName(WeightRootKind root) {
+  return root == WeightRootKind::Bundle ? "bundle" : "model";
+}
+} // namespace
+
+Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
+                                                 const std::string &device) {
+  return catchErrors<std::unique_ptr<Runtime>>(
+      [&]() -> Expected<std::unique_ptr<Runtime>> {
+        struct stat st;
+        if (::stat(bundleDir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+          return Error(bundleDir + " is not a bundle folder");
+        std::string manifestPath = joinPath(bundleDir, "manifest.json");
+        Expected<Manifest> manifest = readManifest(manifestPath);
+        if (!manifest)
+          return manifest.error();
+        Expected<Program> program = loadPlan(joinPath(bundleDir, "plan.pb"));
+        if (!program)
+          return program.error();
+
+        // The manifest and the plan describe the same graph interface.
+        auto sameInterface = [&](const std::vector<TensorInfo> &declared,
+                                 const std::vector<Binding> &bound,
+                                 const char *kind) -> Status {
+          if (declared.size() != bound.size())
+            return Error(manifestPath + ": lists " + std::to_string(declared.size()) +
+                         " " + kind + "s, the plan has " + std::to_string(bound.size()));
+          for (const TensorInfo &t : declared) {
+            const Binding *b = nullptr;
+            for (const Binding &x : bound)
+              if (x.name == t.name)
+                b = &x;
+            if (!b)
+              return Error(manifestPath + ": " + kind + " '" + t.name +
+                           "' is not in the plan");
+            const ProgramValue &v = program->values[b->value];
+            if (v.dtype != t.dtype || v.shape != t.shape)
+              return Error(manifestPath + ": " + kind + " '" + t.name + "' is " +
+                           userTypeString(t.dtype, t.shape) + " but the plan has " +
+                           userTypeString(v.dtype, v.shape));
+          }
+          return Status::success();
+        };
+        if (Status s = sameInterface(manifest->inputs, program->inputs, "input"); !s)
+          return s.error();
+        if (Status s = sameInterface(manifest->outputs, program->outputs, "output"); !s)
+          return s.error();
+
+        std::string modelRoot = manifest->weightRoot.empty()
+                                    ? folderOf(manifest->modelPath)
+                                    : manifest->weightRoot;
+        // Every weight file: present, and unchanged since compile.
+        for (const WeightFileRecord &f : manifest->weightFiles) {
+          std::string path = joinPath(
+              f.root == WeightRootKind::Bundle ? bundleDir : modelRoot, f.file);
+          struct stat fs;
+          if (::stat(path.c_str(), &fs) != 0)
+            return Error("missing weight file " + path + ": " + std::strerror(errno));
+          if (static_cast<uint64_t>(fs.st_size) != f.size)
+            return Error("weights changed since compile: " + path + " has " +
+                         std::to_string(fs.st_size) + " bytes, the bundle was compiled with " +
+                         std::to_string(f.size));
+          Expected<std::string> hash = hashFile(path);
+          if (!hash)
+            return hash.error();
+          if (*hash != f.hash)
+            return Error("weights changed since compile: " + path + " (hash " + *hash +
+                         ", compiled with " + f.hash + ")");
+        }
+        for (const ProgramWeight &w : program->weights) {
+          bool listed = false;
+          for (const WeightFileRecord &f : manifest->weightFiles)
+            listed |= f.root == w.root && f.file == w.file;
+          if (!listed)
+            return Error(manifestPath + ": weight file '" + w.file + "' (" +
+                         rootName(w.root) + " root) used by weight '" + w.name +
+                         "' is not listed in \"weight_files\"");
+        }
+
+        auto rt = std::make_unique<Runtime>(Private{});
+        rt->program_ = std::move(*program);
+        if (Status s = rt->initialise(modelRoot, bundleDir, device); !s)
+          return s.error();
+        return rt;
+      });
+}
+
+Expected<std::unique_ptr<Runtime>> Runtime::create(Program program,
+                                                   const std::string &modelRoot,
+                                                   const std::string &bundleRoot,
+                                                   const std::string &device) {
+  return catchErrors<std::unique_ptr<Runtime>>(
+      [&]() -> Expected<std::unique_ptr<Runtime>> {
+        auto rt = std::make_unique<Runtime>(Private{});
+        rt->program_ = std::move(program);
+        if (Status s = rt->initialise(modelRoot, bundleRoot, device); !s)
+          return s.error();
+        return rt;
+      });
+}
+
+Status Runtime::initialise(const std::string &modelRoot,
+                           const std::string &bundleRoot,
+                           const std::string &device) {
+  for (const Binding &b : program_.inputs) {
+    const ProgramValue &v = program_.values[b.value];
+    inputs_.push_back({b.name, v.dtype, v.shape});
+  }
+  for (const Binding &b : program_.outputs) {
+    const ProgramValue &v = program_.values[b.value];
+    outputs_.push_back({b.name, v.dtype, v.shape});
+  }
+  inputSet_.assign(inputs_.size(), false);
+
+  // Map each weight file once; check every weight's bytes are inside it.
+  std::map<std::pair<WeightRootKind, std::string>, size_t> fileIndex;
+  std::vector<const void *> weights;
+  for (const ProgramWeight &w : program_.weights) {
+    auto key = std::make_pair(w.root, w.file);
+    auto it = fileIndex.find(key);
+    if (it == fileIndex.end()) {
+      std::string path =
+          joinPath(w.root == WeightRootKind::Bundle ? bundleRoot : modelRoot, w.file);
+      Expected<MappedFile> file = MappedFile::open(path);
+      if (!file)
+        return Error("missing weight file: " + file.message());
+      files_.push_back(std::move(*file));
+      it = fileIndex.emplace(key, files_.size() - 1).first;
+    }
+    const MappedFile &file = files_[it->second];
+    if (w.offset > file.size() || w.length > file.size() - w.offset)
+      return Error(file.path() + ": weight '" + w.name + "' bytes [" +
+                   std::to_string(w.offset) + ", " + std::to_string(w.offset + w.length) +
+                   ") go past the end of the file (" + std::to_string(file.size()) +
+                   " bytes)");
+    const uint8_t *data = file.data() + w.offset;
+    if (reinterpret_cast<uintptr_t>(data) % kernels::dtypeSize(w.dtype) != 0 ||
+        w.length == 0) {
+      // Unaligned for its elements (ONNX initializers often are): copy.
+      alignedCopies_.emplace_back((w.length + 7) / 8 + 1, 0);
+      if (w.length)
+        std::memcpy(alignedCopies_.back().data(), data, w.length);
+      data = reinterpret_cast<const uint8_t *>(alignedCopies_.back().data());
+    }
+    weights.push_back(data);
+  }
+
+  Expected<std::unique_ptr<Backend>> backend = createBackend(device);
+  if (!backend)
+    return backend.error();
+  backend_ = std::move(*backend);
+  return backend_->prepare(program_, weights);
+}
+
+Status Runtime::setInput(const std::string &name, DType dtype,
+                         const kernels::Shape &shape, const void *data,
+                         size_t bytes) {
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const TensorInfo &t = inputs_[i];
+    if (t.name != name)
+      continue;
+    if (t.dtype != dtype)
+      return Error("input '" + name + "' has dtype " + safetensorsDTypeName(dtype) +
+                   ", the bundle was compiled for " + safetensorsDTypeName(t.dtype));
+    if (t.shape != shape)
+      return Error("input '" + name + "' has shape " + kernels::shapeString(shape) +
+                   ", the bundle was compiled for " + kernels::shapeString(t.shape));
+    const ProgramValue &v = program_.values[program_.inputs[i].value];
+    if (bytes != v.bytes)
+      return Error("input '" + name + "' has " + std::to_string(bytes) +
+                   " bytes, " + userTypeString(t.dtype, t.shape) + " needs " +
+                   std::to_string(v.bytes));
+    Status s = backend_->write(program_.inputs[i].value, data);
+    if (s)
+      inputSet_[i] = true;
+    return s;
+  }
+  return Error("the bundle has no input '" + name + "'");
+}
+
+Status Runtime::run() {
+  for (size_t i = 0; i < inputs_.size(); ++i)
+    if (!inputSet_[i])
+      return Error("input '" + inputs_[i].name + "' was not given");
+  Status s = backend_->run();
+  if (s)
+    ran_ = true;
+  return s;
+}
+
+Expected<std::vector<uint8_t>> Runtime::output(const std::string &name) const {
+  if (!ran_)
+    return Error("output '" + name + "' read before a successful run");
+  for (const Binding &b : program_.outputs) {
+    if (b.name != name)
+      continue;
+    std::vector<uint8_t> bytes(program_.values[b.value].bytes);
+    if (Status s = backend_->read(b.value, bytes.data()); !s)
+      return s.error();
+    return bytes;
+  }
+  return Error("the bundle has no output '" + name + "'");
+}
+
+} // namespace vlora::runtime

@@ -1,0 +1,82 @@
+//===- Runtime.h - open a bundle, bind inputs, run, read outputs -*- C++ -*-===//
+//
+//   auto rt = Runtime::open("bundle/", "cpu");
+//   if (!rt) report(rt.message());
+//   (*rt)->setInput("pixel_values", DType::F32, {2, 3, 32, 32}, data, bytes);
+//   (*rt)->run();
+//   auto logits = (*rt)->output("logits");
+//
+// Every failure is an Error naming the file, tensor or step; nothing here
+// aborts on bad input.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef VLORA_RUNTIME_RUNTIME_H
+#define VLORA_RUNTIME_RUNTIME_H
+
+#include "runtime/Backend.h"
+#include "runtime/Error.h"
+#include "runtime/Manifest.h"
+#include "runtime/MappedFile.h"
+#include "runtime/Program.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vlora::runtime {
+
+class Runtime {
+public:
+  /// Opens a bundle folder (plan.pb + manifest.json): checks the manifest,
+  /// the plan, that every weight file exists with the size and hash recorded
+  /// at compile time, maps the weights and prepares the backend.
+  static Expected<std::unique_ptr<Runtime>> open(const std::string &bundleDir,
+                                                 const std::string &device = "cpu");
+
+  /// Runs an already validated program without a manifest (tests, embedding):
+  /// MODEL weights are relative to `modelRoot`, BUNDLE ones to `bundleRoot`.
+  static Expected<std::unique_ptr<Runtime>> create(Program program,
+                                                   const std::string &modelRoot,
+                                                   const std::string &bundleRoot,
+                                                   const std::string &device = "cpu");
+
+  /// The graph's inputs and outputs, in plan order.
+  const std::vector<TensorInfo> &inputs() const { return inputs_; }
+  const std::vector<TensorInfo> &outputs() const { return outputs_; }
+  const Program &program() const { return program_; }
+
+  /// Copies an input in; dtype and shape must be the compiled ones.
+  Status setInput(const std::string &name, kernels::DType dtype,
+                  const kernels::Shape &shape, const void *data, size_t bytes);
+  /// Runs the program; every input must have been set.
+  Status run();
+  /// The bytes of an output after run().
+  Expected<std::vector<uint8_t>> output(const std::string &name) const;
+
+  Runtime(const Runtime &) = delete;
+  Runtime &operator=(const Runtime &) = delete;
+
+  /// Use open() or create().
+  struct Private {};
+  explicit Runtime(Private) {}
+
+private:
+  Status initialise(const std::string &modelRoot, const std::string &bundleRoot,
+                    const std::string &device);
+
+  Program program_;
+  std::vector<TensorInfo> inputs_, outputs_;
+  std::vector<bool> inputSet_;
+  bool ran_ = false;
+  std::vector<MappedFile> files_;
+  std::vector<std::vector<uint64_t>> alignedCopies_;
+  std::unique_ptr<Backend> backend_;
+};
+
+/// "F32[2, 3]": the safetensors spelling users see in their files.
+std::string userTypeString(kernels::DType dtype, const kernels::Shape &shape);
+
+} // namespace vlora::runtime
+
+#endif // VLORA_RUNTIME_RUNTIME_H

@@ -1,0 +1,196 @@
+//===- CpuBackend.cpp - runs a program with the CPU kernels ---------------===//
+
+#include "runtime/Backend.h"
+#include "vlora/kernels/Cpu.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace vlora::runtime {
+using kernels::DType;
+namespace cpu = kernels::cpu;
+
+namespace {
+struct FreeDeleter {
+  void operator()(void *p) const { std::free(p); }
+};
+
+bool isBlasFloat(DType d) { return d == DType::F32 || d == DType::F64; }
+bool isArithmetic(DType d) {
+  return d == DType::F32 || d == DType::F64 || d == DType::I64 || d == DType::I32;
+}
+
+class CpuBackend final : public Backend {
+public:
+  const char *name() const override { return "cpu"; }
+
+  Status prepare(const Program &program,
+                 const std::vector<const void *> &weights) override {
+    program_ = &program;
+    weights_ = weights;
+    for (size_t i = 0; i < program.steps.size(); ++i) {
+      std::string problem = unsupported(program.steps[i]);
+      if (!problem.empty())
+        return Error(program.source + ": " + program.steps[i].describe(i) +
+                     ": the cpu backend " + problem);
+    }
+    size_t size = (program.arenaBytes + 63) / 64 * 64;
+    if (size == 0)
+      size = 64;
+    arena_.reset(std::aligned_alloc(64, size));
+    if (!arena_)
+      return Error("cannot allocate the arena of " +
+                   std::to_string(program.arenaBytes) + " bytes");
+    return Status::success();
+  }
+
+  Status write(uint32_t value, const void *host) override {
+    const ProgramValue &v = program_->values[value];
+    if (v.storage != Storage::Arena)
+      return Error(program_->describeValue(value) + " is not in the arena");
+    if (v.bytes)
+      std::memcpy(pointer(value), host, v.bytes);
+    return Status::success();
+  }
+
+  Status read(uint32_t value, void *host) override {
+    const ProgramValue &v = program_->values[value];
+    if (v.bytes)
+      std::memcpy(host, pointer(value), v.bytes);
+    return Status::success();
+  }
+
+  Status run() override {
+    for (size_t i = 0; i < program_->steps.size(); ++i) {
+      const ProgramStep &step = program_->steps[i];
+      try {
+        execute(step);
+      } catch (const std::bad_alloc &) {
+        return Error(step.describe(i) + ": out of memory");
+      } catch (const std::exception &e) {
+        return Error(step.describe(i) + ": " + e.what());
+      }
+    }
+    return Status::success();
+  }
+
+private:
+  DType dtypeOf(const ProgramStep &s, size_t input) const {
+    return program_->values[s.inputs[input]].dtype;
+  }
+
+  /// Why the CPU kernels cannot run `s`, or "".
+  std::string unsupported(const ProgramStep &s) const {
+    DType d = dtypeOf(s, 0);
+    auto no = [&](DType t) {
+      return std::string("has no '") + s.kernelName + "' kernel for element type " +
+             kernels::dtypeName(t);
+    };
+    switch (s.kernel) {
+    case Kernel::Unary:
+      return cpu::supportsUnary(s.unary, d) ? "" : no(d);
+    case Kernel::Binary:
+      return cpu::supportsBinary(s.binary, d) ? "" : no(d);
+    case Kernel::Matmul:
+    case Kernel::Conv:
+    case Kernel::Softmax:
+    case Kernel::LogSoftmax:
+    case Kernel::LayerNorm:
+    case Kernel::RmsNorm:
+      return isBlasFloat(d) ? "" : no(d);
+    case Kernel::LoRAMatmul:
+      if (!isBlasFloat(d))
+        return no(d);
+      if (dtypeOf(s, 2) != d)
+        return "has no 'lora_matmul' kernel for " + std::string(kernels::dtypeName(d)) +
+               " activations with " + kernels::dtypeName(dtypeOf(s, 2)) + " adapters";
+      return "";
+    case Kernel::Cumsum:
+    case Kernel::Reduce:
+    case Kernel::ArgMax:
+      return isArithmetic(d) ? "" : no(d);
+    default:
+      return ""; // where, cast and data movement: every element type
+    }
+  }
+
+  void *pointer(uint32_t value) const {
+    const ProgramValue &v = program_->values[value];
+    switch (v.storage) {
+    case Storage::Arena:
+      return static_cast<char *>(arena_.get()) + v.arenaOffset;
+    case Storage::Weight:
+      return const_cast<void *>(weights_[v.weight]);
+    case Storage::Constant:
+      return const_cast<uint64_t *>(v.constant.data());
+    }
+    return nullptr;
+  }
+
+  kernels::TensorRef ref(uint32_t value) const {
+    const ProgramValue &v = program_->values[value];
+    return {pointer(value), v.dtype, v.shape};
+  }
+
+  void execute(const ProgramStep &s) const {
+    std::vector<kernels::TensorRef> in, out;
+    for (uint32_t v : s.inputs)
+      in.push_back(ref(v));
+    for (uint32_t v : s.outputs)
+      out.push_back(ref(v));
+    switch (s.kernel) {
+    case Kernel::Unary: return cpu::unary(s.unary, in[0], out[0]);
+    case Kernel::Binary: return cpu::binary(s.binary, in[0], in[1], out[0]);
+    case Kernel::Where: return cpu::where(in[0], in[1], in[2], out[0]);
+    case Kernel::Cast: return cpu::cast(in[0], out[0]);
+    case Kernel::Matmul:
+      return cpu::matmul(in[0], in[1], out[0], s.transposeA, s.transposeB);
+    case Kernel::LoRAMatmul:
+      return cpu::loraMatmul(in[0], in[1], in[2], in[3], out[0], s.scale, s.transposeB);
+    case Kernel::Conv:
+      return cpu::conv(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, out[0],
+                       s.strides, s.pads, s.dilations, s.group);
+    case Kernel::Softmax: return cpu::softmax(in[0], out[0], s.axis, false);
+    case Kernel::LogSoftmax: return cpu::softmax(in[0], out[0], s.axis, true);
+    case Kernel::Cumsum:
+      return cpu::cumsum(in[0], out[0], s.axis, s.exclusive, s.reverse);
+    case Kernel::LayerNorm:
+      return cpu::layerNorm(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, out[0],
+                            s.axis, s.epsilon);
+    case Kernel::RmsNorm: return cpu::rmsNorm(in[0], in[1], out[0], s.axis, s.epsilon);
+    case Kernel::Reduce: return cpu::reduce(s.reduce, in[0], out[0], s.axes);
+    case Kernel::ArgMax: return cpu::argmax(in[0], out[0], s.axis, s.selectLast);
+    case Kernel::Reshape: return cpu::copy(in[0], out[0]);
+    case Kernel::Transpose: return cpu::transpose(in[0], out[0], s.perm);
+    case Kernel::Slice: return cpu::slice(in[0], out[0], s.starts, s.strides);
+    case Kernel::Concat: return cpu::concat(in, out[0], s.axis);
+    case Kernel::Split: return cpu::split(in[0], out, s.axis);
+    case Kernel::Gather: return cpu::gather(in[0], in[1], out[0], s.axis);
+    case Kernel::GatherElements:
+      return cpu::gatherElements(in[0], in[1], out[0], s.axis);
+    case Kernel::GatherND: return cpu::gatherND(in[0], in[1], out[0]);
+    case Kernel::ScatterND: return cpu::scatterND(in[0], in[1], in[2], out[0]);
+    case Kernel::MaskedScatter: return cpu::maskedScatter(in[0], in[1], in[2], out[0]);
+    case Kernel::Expand: return cpu::expand(in[0], out[0]);
+    case Kernel::Pad: return cpu::pad(in[0], out[0], s.pads, s.value);
+    case Kernel::Trilu: return cpu::trilu(in[0], out[0], s.upper, s.k);
+    }
+  }
+
+  const Program *program_ = nullptr;
+  std::vector<const void *> weights_;
+  std::unique_ptr<void, FreeDeleter> arena_;
+};
+} // namespace
+
+std::unique_ptr<Backend> createCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+Expected<std::unique_ptr<Backend>> createBackend(const std::string &device) {
+  if (device == "cpu")
+    return createCpuBackend();
+  if (device == "cuda")
+    return Error("device 'cuda' is not available in this build (known devices: cpu)");
+  return Error("unknown device '" + device + "' (known devices: cpu)");
+}
+
+} // namespace vlora::runtime

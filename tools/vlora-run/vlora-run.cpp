@@ -1,0 +1,125 @@
+//===- vlora-run.cpp - runs a compiled bundle's forward program -----------===//
+//
+//   vlora-run BUNDLE/ --inputs IN.safetensors --outputs OUT.safetensors
+//             [--device cpu]
+//
+// Input and output tensors are named as the ONNX graph's inputs and outputs,
+// with the dtypes and shapes in the bundle's manifest. Any problem is one
+// line naming the file or tensor and exit status 1; the output file is
+// written atomically.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Runtime.h"
+#include "runtime/Safetensors.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+using namespace vlora::runtime;
+
+namespace {
+int usage(const char *message) {
+  std::fprintf(stderr,
+               "vlora-run: error: %s\n"
+               "usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
+               "OUT.safetensors [--device cpu]\n",
+               message);
+  return 1;
+}
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "vlora-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+int runMain(int argc, char **argv) {
+  std::string bundle, inputs, outputs, device = "cpu";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](std::string &out) {
+      if (i + 1 >= argc)
+        return false;
+      out = argv[++i];
+      return true;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
+                  "OUT.safetensors [--device cpu]\n");
+      return 0;
+    }
+    if (arg == "--inputs") {
+      if (!value(inputs))
+        return usage("--inputs needs a file");
+    } else if (arg == "--outputs") {
+      if (!value(outputs))
+        return usage("--outputs needs a file");
+    } else if (arg == "--device") {
+      if (!value(device))
+        return usage("--device needs a name");
+    } else if (arg.rfind("--inputs=", 0) == 0) {
+      inputs = arg.substr(9);
+    } else if (arg.rfind("--outputs=", 0) == 0) {
+      outputs = arg.substr(10);
+    } else if (arg.rfind("--device=", 0) == 0) {
+      device = arg.substr(9);
+    } else if (!arg.empty() && arg[0] == '-') {
+      return usage(("unknown option " + arg).c_str());
+    } else if (bundle.empty()) {
+      bundle = arg;
+    } else {
+      return usage(("unexpected argument " + arg).c_str());
+    }
+  }
+  if (bundle.empty())
+    return usage("no bundle folder given");
+  if (inputs.empty())
+    return usage("no --inputs file given");
+  if (outputs.empty())
+    return usage("no --outputs file given");
+
+  Expected<std::unique_ptr<Runtime>> rt = Runtime::open(bundle, device);
+  if (!rt)
+    return fail(rt.message());
+  Expected<SafetensorsFile> in = SafetensorsFile::open(inputs);
+  if (!in)
+    return fail(in.message());
+  for (const TensorInfo &t : (*rt)->inputs()) {
+    const SafetensorsTensor *given = in->find(t.name);
+    if (!given)
+      return fail(inputs + ": missing input tensor '" + t.name + "' (" +
+                  userTypeString(t.dtype, t.shape) + ")");
+    // The mapping may be unaligned; setInput copies with memcpy.
+    Status s = (*rt)->setInput(t.name, given->dtype, given->shape, given->data,
+                               given->bytes);
+    if (!s)
+      return fail(inputs + ": " + s.message());
+  }
+  if (Status s = (*rt)->run(); !s)
+    return fail(s.message());
+
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<SafetensorsEntry> entries;
+  for (const TensorInfo &t : (*rt)->outputs()) {
+    Expected<std::vector<uint8_t>> bytes = (*rt)->output(t.name);
+    if (!bytes)
+      return fail(bytes.message());
+    buffers.push_back(std::move(*bytes));
+    entries.push_back({t.name, t.dtype, t.shape, buffers.back().data()});
+  }
+  if (Status s = writeSafetensors(outputs, entries); !s)
+    return fail(s.message());
+  return 0;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return runMain(argc, argv);
+  } catch (const std::exception &e) {
+    return fail(std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail("internal error");
+  }
+}
