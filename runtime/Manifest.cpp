@@ -34,6 +34,7 @@ Expected<Manifest> readManifest(const std::string &path) {
   Manifest m;
   try {
     m.compilerVersion = json.value("compiler_version", "");
+    m.planHash = json.value("plan_hash", "");
     if (auto model = json.find("model"); model != json.end()) {
       if (!model->is_object())
         return fail("\"model\" is not an object");

@@ -6,7 +6,7 @@
 //    "weight_files": [{"root": "model"|"bundle", "file": "model.onnx",
 //                      "size": N, "hash": "fnv1a64:<16 hex>"}],
 //    "inputs": [{"name": "pixel_values", "dtype": "F32", "shape": [...]}],
-//    "outputs": [...], "options": {...}}
+//    "outputs": [...], "plan_hash": "fnv1a64:..." (optional), "options": {...}}
 // dtypes use the safetensors spelling.
 //
 //===----------------------------------------------------------------------===//
@@ -43,6 +43,9 @@ struct Manifest {
   std::string weightRoot; // the folder MODEL weights are relative to
   std::vector<WeightFileRecord> weightFiles;
   std::vector<TensorInfo> inputs, outputs;
+  /// Optional "plan_hash": hashFile() of plan.pb, checked at load when
+  /// present (catches a plan.pb truncated at a protobuf field boundary).
+  std::string planHash;
 };
 
 /// Reads and checks `path`; errors name the file and the field.

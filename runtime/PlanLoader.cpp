@@ -191,6 +191,10 @@ Expected<Program> validatePlan(const plan::Plan &plan, const std::string &source
     };
     bindings(plan.inputs(), program.inputs, "input");
     bindings(plan.outputs(), program.outputs, "output");
+    // A plan computes something: this also refuses most truncated files,
+    // which protobuf parses when they end at a field boundary.
+    if (program.outputs.empty())
+      return fail("the plan has no outputs (truncated?)");
     for (const Binding &b : program.inputs) {
       if (program.values[b.value].storage != Storage::Arena)
         return fail("input '" + b.name + "' is bound to " +

@@ -44,7 +44,16 @@ Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
         Expected<Manifest> manifest = readManifest(manifestPath);
         if (!manifest)
           return manifest.error();
-        Expected<Program> program = loadPlan(joinPath(bundleDir, "plan.pb"));
+        std::string planPath = joinPath(bundleDir, "plan.pb");
+        if (!manifest->planHash.empty()) {
+          Expected<std::string> hash = hashFile(planPath);
+          if (!hash)
+            return hash.error();
+          if (*hash != manifest->planHash)
+            return Error(planPath + ": corrupt or truncated plan (hash " + *hash +
+                         ", the manifest records " + manifest->planHash + ")");
+        }
+        Expected<Program> program = loadPlan(planPath);
         if (!program)
           return program.error();
 
