@@ -175,7 +175,22 @@ Expected<Program> validatePlan(const plan::Plan &plan, const std::string &source
     };
 
     // Bindings.
-    std::vector<bool> written(numValues, false);
+    // Data flow is tracked by arena bytes, not by value: the compiler gives a
+    // reshape of an arena value the same bytes under a new type (an alias,
+    // no step), so a value is computed once its bytes are.
+    std::vector<std::pair<uint64_t, uint64_t>> writtenRanges;
+    auto markWritten = [&](uint32_t v) {
+      const auto &value = program.values[v];
+      writtenRanges.push_back({value.arenaOffset, value.arenaOffset + value.bytes});
+    };
+    auto isWritten = [&](uint32_t v) {
+      const auto &value = program.values[v];
+      uint64_t lo = value.arenaOffset, hi = value.arenaOffset + value.bytes;
+      for (auto [a, b] : writtenRanges)
+        if (a <= lo && hi <= b)
+          return true;
+      return false;
+    };
     auto bindings = [&](const auto &list, std::vector<Binding> &out,
                         const char *kind) {
       for (const plan::Binding &b : list) {
@@ -199,7 +214,7 @@ Expected<Program> validatePlan(const plan::Plan &plan, const std::string &source
       if (program.values[b.value].storage != Storage::Arena)
         return fail("input '" + b.name + "' is bound to " +
                     program.describeValue(b.value) + ", which is not in the arena");
-      written[b.value] = true;
+      markWritten(b.value);
     }
 
     // Steps.
@@ -227,7 +242,7 @@ Expected<Program> validatePlan(const plan::Plan &plan, const std::string &source
       }
       // Data flow: arena inputs are computed before they are read.
       for (uint32_t in : step.inputs)
-        if (program.values[in].storage == Storage::Arena && !written[in])
+        if (program.values[in].storage == Storage::Arena && !isWritten(in))
           return fail(what + ": reads " + program.describeValue(in) +
                       " before any step computes it");
       // Outputs overlap neither each other nor inputs, except where the
@@ -257,11 +272,11 @@ Expected<Program> validatePlan(const plan::Plan &plan, const std::string &source
         }
       }
       for (uint32_t out : step.outputs)
-        written[out] = true;
+        markWritten(out);
       program.steps.push_back(std::move(step));
     }
     for (const Binding &b : program.outputs)
-      if (program.values[b.value].storage == Storage::Arena && !written[b.value])
+      if (program.values[b.value].storage == Storage::Arena && !isWritten(b.value))
         return fail("output '" + b.name + "' (" + program.describeValue(b.value) +
                     ") is never computed by any step");
     return program;

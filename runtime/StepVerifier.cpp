@@ -70,16 +70,20 @@ public:
   }
   Shape ints(const std::string &name) {
     const plan::Attribute &a = get(name);
+    // An empty list may arrive with no kind set (nothing was added to it).
+    if (a.kind_case() == plan::Attribute::KIND_NOT_SET)
+      return {};
     if (a.kind_case() != plan::Attribute::kInts)
       fail("attribute '" + name + "' must be a list of integers");
     return Shape(a.ints().values().begin(), a.ints().values().end());
   }
   /// Refuses attributes the kernel does not have. Namespaced (dotted)
-  /// attributes such as tags are ignored.
+  /// attributes such as tags, and MLIR's segment sizes, are ignored.
   void finish() {
     for (const plan::Attribute &a : step_.attributes()) {
-      if (a.name().find('.') != std::string::npos)
-        continue;
+      if (a.name().find('.') != std::string::npos ||
+          a.name() == "operandSegmentSizes" || a.name() == "resultSegmentSizes")
+        continue; // tags; MLIR's structural attributes
       if (!used_.count(a.name()))
         fail("unknown attribute '" + a.name() + "'");
     }

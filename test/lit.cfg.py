@@ -36,7 +36,7 @@ if config.vlora_sanitize:
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.vlora_tools_dir, config.llvm_tools_dir]
-tools = ["vlora-opt", "vlora-translate"]
+tools = ["vlora-opt", "vlora-translate", "vlora-compile", "vlora-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.vlora_tools_dir, append_path=True)

@@ -163,6 +163,23 @@ TEST(PlanLoader, InPlaceElementwiseIsAccepted) {
   EXPECT_TRUE(validatePlan(p, "plan.pb").ok());
 }
 
+TEST(PlanLoader, EmptyListAttributeWithoutKind) {
+  // transpose of a scalar: perm [] may be written with no kind set.
+  plan::Plan p = test::tinyPlan();
+  addValue(p, {}, "c")->set_constant(std::string(4, '\0'));
+  addValue(p, {}, "t")->set_arena_offset(224);
+  plan::Step *t = addStep(p, "transpose", {6}, {7}, "/T");
+  addAttr(t, "perm");
+  Expected<Program> ok = validatePlan(p, "plan.pb");
+  EXPECT_TRUE(ok.ok()) << ok.message();
+  t->set_inputs(0, 5); // rank 2 needs two entries
+  Expected<Program> bad = validatePlan(p, "plan.pb");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("attribute 'perm' [] is not a permutation of [0, 2)"),
+            std::string::npos)
+      << bad.message();
+}
+
 TEST(PlanLoader, DottedAttributesAreIgnored) {
   plan::Plan p = test::tinyPlan();
   addAttr(p.mutable_steps(0), "vlora.module")->set_s("model.layers.0.q_proj");

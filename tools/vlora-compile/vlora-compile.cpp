@@ -1,0 +1,504 @@
+//===- vlora-compile.cpp - ONNX model to a runnable bundle ----------------===//
+//
+// vlora-compile MODEL.onnx -o BUNDLE/ [--input-shape NAME=AxBxC ...]
+//               [--report-memory] [LoRA options with Unsloth's spellings]
+//
+// The whole compiler in one command: import, canonicalize, (classify towers,
+// inject LoRA), lower to a vlrt program with its memory plan, and write the
+// bundle: plan.pb, manifest.json and, with LoRA, adapter_config.json (PEFT)
+// and adapters.init.safetensors. Weights stay where they are: the plan
+// references the model's files, and the manifest records their sizes and
+// hashes so the runtime refuses weights changed since compile.
+//
+//===----------------------------------------------------------------------===//
+
+#include "VLRT/Export/PlanExport.h"
+#include "VLRT/IR/VLRTOps.h"
+#include "VLoRA/IR/VLoRADialect.h"
+#include "VLoRA/IR/VLoRAOps.h"
+#include "VLoRA/Import/ONNXImporter.h"
+#include "passes/PEFTKeys.h"
+#include "passes/Passes.h"
+#include "vlora/Version.h"
+
+#include "runtime/FileHash.h"
+#include "runtime/Safetensors.h"
+
+#include "PlanFormat.h"
+#include "plan.pb.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::OptionCategory category("vlora-compile options");
+static cl::OptionCategory loraCategory("LoRA options (Unsloth / PEFT spellings)");
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
+                                      cl::cat(category));
+static cl::opt<std::string> bundleDir("o", cl::desc("Bundle folder to write"),
+                                      cl::value_desc("BUNDLE"), cl::cat(category));
+static cl::list<std::string>
+    inputShapes("input-shape", cl::desc("Static shape of a graph input: NAME=D0xD1x..."),
+                cl::value_desc("NAME=SHAPE"), cl::cat(category));
+static cl::opt<bool> reportMemory("report-memory",
+                                  cl::desc("Print the arena peak and the weight bytes"),
+                                  cl::cat(category));
+static cl::opt<bool> emitIR("emit-mlir",
+                            cl::desc("Also write the lowered program as BUNDLE/program.mlir"),
+                            cl::cat(category));
+
+static cl::opt<bool> lora("lora",
+                          cl::desc("Inject LoRA adapters (implied by any LoRA option)"),
+                          cl::cat(loraCategory));
+static cl::opt<int64_t> rank("r", cl::desc("LoRA rank (16)"), cl::init(16), cl::cat(loraCategory));
+static cl::opt<double> loraAlpha("lora-alpha", cl::desc("LoRA alpha (16)"), cl::init(16),
+                                 cl::cat(loraCategory));
+static cl::opt<double> loraDropout("lora-dropout", cl::desc("LoRA dropout (0)"), cl::init(0),
+                                   cl::cat(loraCategory));
+static cl::opt<bool> useRslora("use-rslora", cl::desc("Rank-stabilised LoRA (alpha/sqrt(r))"),
+                               cl::cat(loraCategory));
+static cl::opt<bool> vision("finetune-vision-layers", cl::desc("Adapt the vision tower (true)"),
+                            cl::init(true), cl::cat(loraCategory));
+static cl::opt<bool> language("finetune-language-layers",
+                              cl::desc("Adapt the language tower (true)"), cl::init(true),
+                              cl::cat(loraCategory));
+static cl::opt<bool> attention("finetune-attention-modules",
+                               cl::desc("Adapt attention projections (true)"), cl::init(true),
+                               cl::cat(loraCategory));
+static cl::opt<bool> mlp("finetune-mlp-modules", cl::desc("Adapt MLP projections (true)"),
+                         cl::init(true), cl::cat(loraCategory));
+static cl::opt<bool> projector("finetune-projector",
+                               cl::desc("Adapt the vision-language projector (false)"),
+                               cl::cat(loraCategory));
+static cl::list<std::string>
+    targetModules("target-modules",
+                  cl::desc("PEFT target_modules: one regex, or module names/suffixes"),
+                  cl::CommaSeparated, cl::cat(loraCategory));
+static cl::opt<int64_t> randomState("random-state", cl::desc("Seed of the adapter init (3407)"),
+                                    cl::init(3407), cl::cat(loraCategory));
+static cl::opt<std::string> initLoraWeights(
+    "init-lora-weights", cl::desc("A's init: kaiming (PEFT default) or gaussian"),
+    cl::init("kaiming"), cl::cat(loraCategory));
+static cl::opt<std::string> initFrom("init-from",
+                                     cl::desc("Start from a PEFT adapter_model.safetensors"),
+                                     cl::cat(loraCategory));
+
+namespace {
+
+/// One problem, one line, exit 1.
+[[noreturn]] void fail(const llvm::Twine &message) {
+  llvm::errs() << "vlora-compile: error: " << message << "\n";
+  std::exit(1);
+}
+
+bool anyLoRAOption() {
+  return lora || rank.getNumOccurrences() || loraAlpha.getNumOccurrences() ||
+         loraDropout.getNumOccurrences() || useRslora.getNumOccurrences() ||
+         vision.getNumOccurrences() || language.getNumOccurrences() ||
+         attention.getNumOccurrences() || mlp.getNumOccurrences() ||
+         projector.getNumOccurrences() || targetModules.getNumOccurrences() ||
+         randomState.getNumOccurrences() || initLoraWeights.getNumOccurrences() ||
+         initFrom.getNumOccurrences();
+}
+
+/// A deterministic, order-independent random stream per tensor: SplitMix64
+/// over (seed, key hash, index).
+struct TensorRandom {
+  uint64_t base;
+  TensorRandom(int64_t seed, llvm::StringRef key)
+      : base(uint64_t(seed) * 0x9e3779b97f4a7c15ull ^
+             vlora::runtime::fnv1a64(key.data(), key.size())) {}
+  uint64_t bits(uint64_t i) const {
+    uint64_t z = base + (i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, 1).
+  double uniform(uint64_t i) const { return double(bits(i) >> 11) * 0x1.0p-53; }
+};
+
+std::string dtypeName(Type t) {
+  if (t.isF32())
+    return "F32";
+  if (t.isF64())
+    return "F64";
+  if (t.isF16())
+    return "F16";
+  if (t.isBF16())
+    return "BF16";
+  if (t.isInteger(1))
+    return "BOOL";
+  if (t.isUnsignedInteger(8))
+    return "U8";
+  if (t.isInteger(8))
+    return "I8";
+  if (t.isInteger(16))
+    return "I16";
+  if (t.isInteger(32))
+    return "I32";
+  if (t.isInteger(64))
+    return "I64";
+  return "?";
+}
+
+llvm::json::Array shapeJson(ArrayRef<int64_t> shape) {
+  llvm::json::Array a;
+  for (int64_t d : shape)
+    a.push_back(d);
+  return a;
+}
+
+void writeJson(const std::string &path, llvm::json::Value value) {
+  if (llvm::Error e = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+        os << llvm::formatv("{0:2}", value) << "\n";
+        return llvm::Error::success();
+      }))
+    fail("cannot write '" + path + "': " + llvm::toString(std::move(e)));
+}
+
+/// The trainable parameters' initial values, written to
+/// BUNDLE/adapters.init.safetensors; the params are pointed at the file.
+void writeAdapters(ModuleOp module, const std::string &path) {
+  struct Adapter {
+    vlora::ParamOp op;
+    std::vector<float> data;
+  };
+  std::map<std::string, Adapter> adapters;
+  auto config = module->getAttrOfType<DictionaryAttr>("vlora.lora_config");
+  std::string init = initLoraWeights;
+  int64_t seed = randomState;
+  if (config) {
+    if (auto s = config.getAs<StringAttr>("init"))
+      init = s.str();
+    if (auto s = config.getAs<IntegerAttr>("seed"))
+      seed = s.getInt();
+  }
+  std::optional<vlora::runtime::SafetensorsFile> source;
+  if (!initFrom.empty()) {
+    auto opened = vlora::runtime::SafetensorsFile::open(initFrom);
+    if (!opened)
+      fail(opened.error().message());
+    source = std::move(*opened);
+  }
+  module.walk([&](vlora::ParamOp param) {
+    if (param.getRole() != vlora::ParamRole::trainable)
+      return;
+    auto type = cast<RankedTensorType>(param.getType());
+    if (!type.getElementType().isF32())
+      fail("adapter '" + param.getName() + "' is not f32");
+    Adapter &a = adapters[param.getName().str()];
+    if (a.op)
+      return; // shared by several matmuls
+    a.op = param;
+    a.data.assign(type.getNumElements(), 0.0f);
+    std::string key = param.getName().str();
+    if (source) {
+      const auto *t = source->find(key);
+      if (!t || t->bytes != a.data.size() * sizeof(float))
+        fail("--init-from '" + initFrom + "' has no f32 tensor '" + key +
+             "' of the adapter's shape");
+      std::memcpy(a.data.data(), t->data, t->bytes);
+      return;
+    }
+    auto parsed = vlora::parsePEFTLoRAKey(key);
+    if (!parsed || parsed->second == vlora::LoRAFactor::B)
+      return; // B starts at zero, as in PEFT
+    TensorRandom rng(seed, key);
+    int64_t r = type.getDimSize(0), in = type.getDimSize(1);
+    for (size_t i = 0; i < a.data.size(); ++i) {
+      if (init == "gaussian") {
+        // Box-Muller; PEFT's gaussian init: normal(0, 1/r).
+        double u1 = std::max(rng.uniform(2 * i), 1e-300), u2 = rng.uniform(2 * i + 1);
+        a.data[i] = float(std::sqrt(-2.0 * std::log(u1)) *
+                          std::cos(2.0 * M_PI * u2) / double(r));
+      } else {
+        // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = 1/sqrt(in).
+        double bound = 1.0 / std::sqrt(double(in));
+        a.data[i] = float((2.0 * rng.uniform(i) - 1.0) * bound);
+      }
+    }
+  });
+  if (adapters.empty())
+    return;
+  std::vector<vlora::runtime::SafetensorsEntry> entries;
+  for (auto &[key, a] : adapters) {
+    auto type = cast<RankedTensorType>(a.op.getType());
+    entries.push_back({key, vlora::kernels::DType::F32,
+                       vlora::kernels::Shape(type.getShape().begin(), type.getShape().end()),
+                       a.data.data()});
+  }
+  if (auto status = vlora::runtime::writeSafetensors(path, entries,
+                                                     {{"format", "pt"}});
+      !status.ok())
+    fail(status.message());
+  // Point every adapter param at its bytes in the file just written.
+  auto written = vlora::runtime::SafetensorsFile::open(path);
+  if (!written)
+    fail(written.error().message());
+  uint64_t headerBytes = 0;
+  {
+    std::FILE *f = std::fopen(path.c_str(), "rb");
+    if (!f || std::fread(&headerBytes, 8, 1, f) != 1)
+      fail("cannot read back '" + path + "'");
+    std::fclose(f);
+  }
+  const uint8_t *dataStart = nullptr;
+  for (const auto &t : written->tensors())
+    if (!dataStart || t.data < dataStart)
+      dataStart = t.data;
+  Builder b(module.getContext());
+  std::string fileName = llvm::sys::path::filename(path).str();
+  module.walk([&](vlora::ParamOp param) {
+    if (param.getRole() != vlora::ParamRole::trainable)
+      return;
+    const auto *t = written->find(param.getName());
+    param.setSourceAttr(
+        vlora::WeightSourceAttr::get(module.getContext(), vlora::WeightSource::bundle));
+    param.setFileAttr(b.getStringAttr(fileName));
+    param.setOffsetAttr(b.getI64IntegerAttr(int64_t(8 + headerBytes + (t->data - dataStart))));
+  });
+}
+
+/// PEFT's adapter_config.json from the module's vlora.lora_config.
+llvm::json::Object adapterConfig(DictionaryAttr config, llvm::StringRef model) {
+  llvm::json::Object o;
+  o["peft_type"] = "LORA";
+  o["task_type"] = nullptr;
+  o["base_model_name_or_path"] = model.str();
+  o["r"] = config.getAs<IntegerAttr>("r").getInt();
+  o["lora_alpha"] = config.getAs<FloatAttr>("alpha").getValueAsDouble();
+  o["lora_dropout"] = config.getAs<FloatAttr>("dropout").getValueAsDouble();
+  o["use_rslora"] = config.getAs<BoolAttr>("use_rslora").getValue();
+  std::string init = config.getAs<StringAttr>("init").str();
+  o["init_lora_weights"] = init == "gaussian" ? llvm::json::Value("gaussian")
+                                              : llvm::json::Value(true);
+  llvm::json::Array targets;
+  for (Attribute a : config.getAs<ArrayAttr>("target_modules"))
+    targets.push_back(cast<StringAttr>(a).str());
+  o["target_modules"] = std::move(targets);
+  auto patterns = [&](StringRef name) {
+    llvm::json::Object p;
+    if (auto dict = config.getAs<DictionaryAttr>(name))
+      for (NamedAttribute e : dict) {
+        if (auto i = dyn_cast<IntegerAttr>(e.getValue()))
+          p[e.getName().str()] = i.getInt();
+        else if (auto f = dyn_cast<FloatAttr>(e.getValue()))
+          p[e.getName().str()] = f.getValueAsDouble();
+      }
+    return p;
+  };
+  o["rank_pattern"] = patterns("rank_pattern");
+  o["alpha_pattern"] = patterns("alpha_pattern");
+  o["bias"] = "none";
+  o["fan_in_fan_out"] = false;
+  o["inference_mode"] = true;
+  o["modules_to_save"] = nullptr;
+  o["layers_to_transform"] = nullptr;
+  o["layers_pattern"] = nullptr;
+  o["use_dora"] = false;
+  o["revision"] = nullptr;
+  return o;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions({&category, &loraCategory});
+  cl::ParseCommandLineOptions(argc, argv, "vlora compiler: ONNX model -> bundle\n");
+  if (inputFile.empty())
+    fail("no input model");
+  if (bundleDir.empty())
+    fail("no bundle folder (-o BUNDLE/)");
+
+  vlora::ONNXImportOptions options;
+  for (const std::string &shape : inputShapes) {
+    std::string error = vlora::parseInputShapeOption(shape, options);
+    if (!error.empty())
+      fail(error);
+  }
+
+  DialectRegistry registry;
+  registry.insert<vlora::VLoRADialect, vlora::vlrt::VLRTDialect, func::FuncDialect>();
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  int errors = 0;
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    if (diag.getSeverity() == DiagnosticSeverity::Error)
+      ++errors;
+    llvm::errs() << inputFile << ": "
+                 << (diag.getSeverity() == DiagnosticSeverity::Error     ? "error: "
+                     : diag.getSeverity() == DiagnosticSeverity::Warning ? "warning: "
+                                                                         : "note: ");
+    if (auto name = dyn_cast<NameLoc>(diag.getLocation()))
+      llvm::errs() << "at '" << name.getName().getValue() << "': ";
+    llvm::errs() << diag.str() << "\n";
+    return success();
+  });
+
+  OwningOpRef<ModuleOp> module = vlora::importONNXModel(context, inputFile, options);
+  if (!module || errors)
+    return 1;
+
+  bool withLoRA = anyLoRAOption();
+  {
+    PassManager pm(&context);
+    pm.addPass(createCanonicalizerPass());
+    if (withLoRA) {
+      pm.addPass(vlora::createVLoRAClassifyTowers());
+      vlora::VLoRAInjectLoRAOptions o;
+      o.rank = rank;
+      o.alpha = loraAlpha;
+      o.dropout = loraDropout;
+      o.useRslora = useRslora;
+      o.init = initLoraWeights;
+      o.seed = randomState;
+      o.vision = vision;
+      o.language = language;
+      o.attention = attention;
+      o.mlp = mlp;
+      o.projector = projector;
+      o.targetModules.assign(targetModules.begin(), targetModules.end());
+      o.initFrom = initFrom;
+      pm.addPass(vlora::createVLoRAInjectLoRA(o));
+    }
+    if (failed(pm.run(*module)) || errors)
+      return 1;
+  }
+
+  if (std::error_code ec = llvm::sys::fs::create_directories(bundleDir))
+    fail("cannot create bundle folder '" + bundleDir + "': " + ec.message());
+  auto bundlePath = [&](StringRef name) {
+    SmallString<256> p(bundleDir);
+    llvm::sys::path::append(p, name);
+    return std::string(p);
+  };
+
+  if (withLoRA)
+    writeAdapters(*module, bundlePath("adapters.init.safetensors"));
+  auto loraConfig = (*module)->getAttrOfType<DictionaryAttr>("vlora.lora_config");
+
+  // The program's interface, before lowering erases the tensor function.
+  llvm::json::Array inputs, outputs;
+  for (auto func : module->getOps<func::FuncOp>()) {
+    for (auto [i, type] : llvm::enumerate(func.getArgumentTypes())) {
+      auto t = cast<RankedTensorType>(type);
+      auto name = func.getArgAttrOfType<StringAttr>(i, vlora::VLoRADialect::kNameAttrName);
+      inputs.push_back(llvm::json::Object{{"name", name ? name.str() : ""},
+                                          {"dtype", dtypeName(t.getElementType())},
+                                          {"shape", shapeJson(t.getShape())}});
+    }
+    for (auto [i, type] : llvm::enumerate(func.getResultTypes())) {
+      auto t = cast<RankedTensorType>(type);
+      auto name =
+          func.getResultAttrOfType<StringAttr>(i, vlora::VLoRADialect::kNameAttrName);
+      outputs.push_back(llvm::json::Object{{"name", name ? name.str() : ""},
+                                           {"dtype", dtypeName(t.getElementType())},
+                                           {"shape", shapeJson(t.getShape())}});
+    }
+  }
+
+  {
+    PassManager pm(&context);
+    pm.addPass(vlora::createLowerVLoRAToVLRT());
+    if (failed(pm.run(*module)) || errors)
+      return 1;
+  }
+  if (emitIR) {
+    std::string path = bundlePath("program.mlir");
+    if (llvm::Error e = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+          module->print(os);
+          return llvm::Error::success();
+        }))
+      fail("cannot write '" + path + "': " + llvm::toString(std::move(e)));
+  }
+
+  vlora::plan::Plan plan;
+  if (failed(vlora::vlrt::exportPlan(*module, plan, VLORA_COMPILER_VERSION)))
+    return 1;
+  std::string planBytes;
+  plan.SerializeToString(&planBytes);
+  if (llvm::Error e = llvm::writeToOutput(bundlePath("plan.pb"), [&](llvm::raw_ostream &os) {
+        os << planBytes;
+        return llvm::Error::success();
+      }))
+    fail("cannot write plan.pb: " + llvm::toString(std::move(e)));
+
+  // Weight files: sizes and hashes, so the runtime can refuse changed ones.
+  SmallString<256> modelPath(inputFile);
+  llvm::sys::fs::make_absolute(modelPath);
+  SmallString<256> modelDir(modelPath);
+  llvm::sys::path::remove_filename(modelDir);
+  std::set<std::pair<int, std::string>> files;
+  uint64_t weightBytes = 0;
+  for (const auto &w : plan.weights()) {
+    files.insert({int(w.root()), w.file()});
+    weightBytes += w.length();
+  }
+  llvm::json::Array weightFiles;
+  for (auto &[root, file] : files) {
+    SmallString<256> p(root == vlora::plan::BUNDLE ? StringRef(bundleDir) : StringRef(modelDir));
+    llvm::sys::path::append(p, file);
+    uint64_t size = 0;
+    if (llvm::sys::fs::file_size(p, size))
+      fail("cannot read weight file '" + std::string(p) + "'");
+    auto hash = vlora::runtime::hashFile(std::string(p));
+    if (!hash)
+      fail(hash.error().message());
+    weightFiles.push_back(llvm::json::Object{
+        {"root", root == vlora::plan::BUNDLE ? "bundle" : "model"},
+        {"file", file},
+        {"size", int64_t(size)},
+        {"hash", *hash}});
+  }
+
+  llvm::json::Object optionsJson{{"input_shapes", llvm::json::Array(inputShapes)},
+                                 {"lora", withLoRA}};
+  if (loraConfig)
+    optionsJson["lora_config"] = adapterConfig(loraConfig, modelPath);
+  writeJson(bundlePath("manifest.json"),
+            llvm::json::Object{
+                {"format_version", int64_t(vlora::plan::kFormatVersion)},
+                {"compiler_version", VLORA_COMPILER_VERSION},
+                {"model", llvm::json::Object{{"path", std::string(modelPath)},
+                                             {"weight_root", std::string(modelDir)}}},
+                {"weight_files", std::move(weightFiles)},
+                {"inputs", std::move(inputs)},
+                {"outputs", std::move(outputs)},
+                {"arena_bytes", int64_t(plan.arena_bytes())},
+                {"weight_bytes", int64_t(weightBytes)},
+                {"options", std::move(optionsJson)}});
+  if (loraConfig)
+    writeJson(bundlePath("adapter_config.json"), adapterConfig(loraConfig, modelPath));
+
+  if (reportMemory) {
+    auto mib = [](uint64_t b) { return double(b) / (1024.0 * 1024.0); };
+    llvm::outs() << llvm::formatv("arena peak:   {0} bytes ({1:F2} MiB)\n", plan.arena_bytes(),
+                                  mib(plan.arena_bytes()));
+    llvm::outs() << llvm::formatv("weights:      {0} bytes ({1:F2} MiB) in {2} tensors\n",
+                                  weightBytes, mib(weightBytes), plan.weights_size());
+    llvm::outs() << llvm::formatv("total:        {0} bytes ({1:F2} MiB)\n",
+                                  plan.arena_bytes() + weightBytes,
+                                  mib(plan.arena_bytes() + weightBytes));
+  }
+  return 0;
+}
