@@ -471,6 +471,12 @@ int main(int argc, char **argv) {
         {"hash", *hash}});
   }
 
+  // The plan's own hash: protobuf parses a plan cut at a field boundary, so
+  // the runtime checks the file against this before trusting it.
+  auto planHash = vlora::runtime::hashFile(bundlePath("plan.pb"));
+  if (!planHash)
+    fail(planHash.error().message());
+
   llvm::json::Object optionsJson{{"input_shapes", llvm::json::Array(inputShapes)},
                                  {"lora", withLoRA}};
   if (loraConfig)
@@ -484,6 +490,7 @@ int main(int argc, char **argv) {
                 {"weight_files", std::move(weightFiles)},
                 {"inputs", std::move(inputs)},
                 {"outputs", std::move(outputs)},
+                {"plan_hash", *planHash},
                 {"arena_bytes", int64_t(plan.arena_bytes())},
                 {"weight_bytes", int64_t(weightBytes)},
                 {"options", std::move(optionsJson)}});

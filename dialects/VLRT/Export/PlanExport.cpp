@@ -137,9 +137,11 @@ LogicalResult vlora::vlrt::exportPlan(ModuleOp module, plan::Plan &out,
           a->set_f(f.getValueAsDouble());
         else if (auto s = dyn_cast<StringAttr>(value))
           a->set_s(s.str());
-        else if (auto ints = dyn_cast<DenseI64ArrayAttr>(value))
+        else if (auto ints = dyn_cast<DenseI64ArrayAttr>(value)) {
+          plan::IntList *list = a->mutable_ints(); // set even when empty
           for (int64_t v : ints.asArrayRef())
-            a->mutable_ints()->add_values(v);
+            list->add_values(v);
+        }
         else
           return kernel.emitOpError("param '")
                  << attr.getName().getValue() << "' has an unsupported kind";
