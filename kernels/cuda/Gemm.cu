@@ -1,0 +1,386 @@
+//===- Gemm.cu - cuBLASLt GEMMs and the LoRA linear layer -----------------===//
+
+#include "vlora/kernels/cuda/Gemm.h"
+
+#include "ContextImpl.h"
+#include "Primitives.cuh"
+
+#include <cublasLt.h>
+
+namespace vlora::kernels::cuda {
+using namespace detail;
+
+namespace {
+
+const char *ltStatusName(cublasStatus_t status) {
+  switch (status) {
+  case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+  case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+  case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+  case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+  case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+  case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+  case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+  case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+  case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+  default: return "cuBLAS error";
+  }
+}
+
+/// Destroys cuBLASLt descriptors when a GEMM call ends.
+struct LtObjects {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t layouts[3] = {nullptr, nullptr, nullptr};
+  cublasLtMatmulPreference_t preference = nullptr;
+  ~LtObjects() {
+    if (preference)
+      cublasLtMatmulPreferenceDestroy(preference);
+    for (cublasLtMatrixLayout_t layout : layouts)
+      if (layout)
+        cublasLtMatrixLayoutDestroy(layout);
+    if (desc)
+      cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+cudaDataType_t ltType(DType dtype) {
+  return dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+/// The largest power of two <= 256 that divides the address.
+uint32_t alignmentOf(const void *p) {
+  uint32_t alignment = 256;
+  while (alignment > 1 && !aligned(p, alignment))
+    alignment /= 2;
+  return alignment;
+}
+
+ShapeText gemmShape(const GemmArgs &g) {
+  ShapeText shape("gemm");
+  shape("m", g.m)("n", g.n)("k", g.k)("batch", g.batch)(
+      "a", ShapeText::dtypeText(g.a.dtype))("b", ShapeText::dtypeText(g.b.dtype))(
+      "d", ShapeText::dtypeText(g.dDtype))("transA", g.a.transpose)(
+      "transB", g.b.transpose)("lda", g.a.ld)("ldb", g.b.ld)("ldd", g.ldd);
+  return shape;
+}
+
+Status validateGemm(const GemmArgs &g, const ShapeText &shape) {
+  if (g.m < 1 || g.n < 1 || g.k < 1 || g.batch < 1)
+    return fail(shape, "m, n, k and batch must be positive");
+  if (g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX ||
+      g.batch > INT32_MAX)
+    return fail(shape, "dimensions must fit in int32");
+  bool bf16In = g.a.dtype == DType::BF16 && g.b.dtype == DType::BF16;
+  bool f32In = g.a.dtype == DType::F32 && g.b.dtype == DType::F32;
+  if (!(bf16In && (g.dDtype == DType::BF16 || g.dDtype == DType::F32)) &&
+      !(f32In && g.dDtype == DType::F32))
+    return fail(shape, "supported types: bf16·bf16 -> bf16|f32, "
+                       "f32·f32 -> f32");
+  if (!g.a.data || !g.b.data || !g.d)
+    return fail(shape, "null operand");
+  int64_t aCols = g.a.transpose ? g.m : g.k;
+  int64_t bCols = g.b.transpose ? g.k : g.n;
+  if (g.a.ld < aCols || g.b.ld < bCols || g.ldd < g.n)
+    return fail(shape, "a leading dimension is smaller than the row length");
+  size_t inBytes = elementBytes(g.a.dtype);
+  if (!aligned(g.a.data, inBytes) || !aligned(g.b.data, inBytes) ||
+      !aligned(g.d, elementBytes(g.dDtype)) ||
+      (g.bias && !aligned(g.bias, elementBytes(g.dDtype))))
+    return fail(shape, "operands must be aligned to their element size");
+  if (g.batch > 1 &&
+      (g.a.batchStride < 0 || g.b.batchStride < 0 || g.batchStrideD < g.m * g.ldd))
+    return fail(shape, "batch strides must be non-negative and d's must not "
+                       "overlap");
+  return Status::success();
+}
+
+#define VLORA_LT(call)                                                         \
+  do {                                                                         \
+    cublasStatus_t lt_status = (call);                                         \
+    if (lt_status != CUBLAS_STATUS_SUCCESS)                                    \
+      return fail(shape, std::string(#call).substr(0, 40) + "... failed: " +   \
+                             ltStatusName(lt_status));                         \
+  } while (0)
+
+} // namespace
+
+Status gemm(Context &ctx, const GemmArgs &g) {
+  ShapeText shape = gemmShape(g);
+  if (Status s = validateGemm(g, shape); !s)
+    return s;
+  Context::Impl &impl = ctx.impl();
+  LtObjects lt;
+  cublasComputeType_t compute =
+      g.a.dtype == DType::F32 && g.allowTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                              : CUBLAS_COMPUTE_32F;
+  VLORA_LT(cublasLtMatmulDescCreate(&lt.desc, compute, CUDA_R_32F));
+  // Row-major D = op(A)·op(B) is column-major Dᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt's
+  // first operand is b, its second a.
+  cublasOperation_t opFirst = g.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opSecond = g.a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+  VLORA_LT(cublasLtMatmulDescSetAttribute(lt.desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                          &opFirst, sizeof(opFirst)));
+  VLORA_LT(cublasLtMatmulDescSetAttribute(lt.desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                          &opSecond, sizeof(opSecond)));
+  if (g.bias) {
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    VLORA_LT(cublasLtMatmulDescSetAttribute(
+        lt.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    VLORA_LT(cublasLtMatmulDescSetAttribute(
+        lt.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+  }
+  uint64_t firstRows = g.b.transpose ? g.k : g.n;
+  uint64_t firstCols = g.b.transpose ? g.n : g.k;
+  uint64_t secondRows = g.a.transpose ? g.m : g.k;
+  uint64_t secondCols = g.a.transpose ? g.k : g.m;
+  VLORA_LT(cublasLtMatrixLayoutCreate(&lt.layouts[0], ltType(g.b.dtype),
+                                      firstRows, firstCols, g.b.ld));
+  VLORA_LT(cublasLtMatrixLayoutCreate(&lt.layouts[1], ltType(g.a.dtype),
+                                      secondRows, secondCols, g.a.ld));
+  VLORA_LT(cublasLtMatrixLayoutCreate(&lt.layouts[2], ltType(g.dDtype), g.n,
+                                      g.m, g.ldd));
+  if (g.batch > 1) {
+    int32_t count = static_cast<int32_t>(g.batch);
+    int64_t strides[3] = {g.b.batchStride, g.a.batchStride, g.batchStrideD};
+    for (int i = 0; i < 3; ++i) {
+      VLORA_LT(cublasLtMatrixLayoutSetAttribute(
+          lt.layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+          sizeof(count)));
+      VLORA_LT(cublasLtMatrixLayoutSetAttribute(
+          lt.layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+          &strides[i], sizeof(strides[i])));
+    }
+  }
+
+  uint32_t alignments[4] = {alignmentOf(g.b.data), alignmentOf(g.a.data),
+                            alignmentOf(g.d),
+                            g.bias ? alignmentOf(g.bias) : 256u};
+  std::string key = shape.str() + "/" + std::to_string(g.batchStrideD) + "/" +
+                    std::to_string(g.a.batchStride) + "/" +
+                    std::to_string(g.b.batchStride) + "/" +
+                    std::to_string(compute) + "/" + (g.bias ? "bias" : "") +
+                    "/" + (g.beta != 0 ? "beta" : "");
+  for (uint32_t alignment : alignments)
+    key += "/" + std::to_string(alignment);
+  auto found = impl.algorithms.find(key);
+  if (found == impl.algorithms.end()) {
+    VLORA_LT(cublasLtMatmulPreferenceCreate(&lt.preference));
+    size_t workspace = Context::Impl::kWorkspaceBytes;
+    VLORA_LT(cublasLtMatmulPreferenceSetAttribute(
+        lt.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+        sizeof(workspace)));
+    const cublasLtMatmulPreferenceAttributes_t alignmentAttributes[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
+    uint32_t cAlignment = alignments[2];
+    for (int i = 0; i < 4; ++i)
+      VLORA_LT(cublasLtMatmulPreferenceSetAttribute(
+          lt.preference, alignmentAttributes[i],
+          i == 3 ? &cAlignment : &alignments[i], sizeof(uint32_t)));
+    cublasLtMatmulHeuristicResult_t result{};
+    int returned = 0;
+    VLORA_LT(cublasLtMatmulAlgoGetHeuristic(
+        impl.lt, lt.desc, lt.layouts[0], lt.layouts[1], lt.layouts[2],
+        lt.layouts[2], lt.preference, 1, &result, &returned));
+    if (returned < 1)
+      return fail(shape, "cuBLASLt has no algorithm for this problem");
+    found = impl.algorithms.emplace(key, result.algo).first;
+  }
+  VLORA_LT(cublasLtMatmul(impl.lt, lt.desc, &g.alpha, g.b.data, lt.layouts[0],
+                          g.a.data, lt.layouts[1], &g.beta, g.d, lt.layouts[2],
+                          g.d, lt.layouts[2], &found->second, impl.workspace,
+                          Context::Impl::kWorkspaceBytes, impl.stream));
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// LoRA linear
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+ShapeText loraShape(const char *kernel, const LoraLinearShape &s) {
+  ShapeText shape(kernel);
+  shape("m", s.m)("k", s.k)("n", s.n)("r", s.r)("transposeW", s.transposeW);
+  return shape;
+}
+
+Status validateLora(const LoraLinearShape &s, const ShapeText &shape,
+                    std::initializer_list<const void *> bf16Buffers) {
+  if (s.m < 1 || s.k < 1 || s.n < 1 || s.r < 1)
+    return fail(shape, "m, k, n and r must be positive");
+  for (const void *p : bf16Buffers)
+    if (!p || !aligned(p, 2))
+      return fail(shape, "bf16 buffers must be non-null and 2-byte aligned");
+  return Status::success();
+}
+
+/// Writes A [r, k] and B [n, r] (fp32) rounded to bf16 into wPad's slots.
+__global__ void packAdaptersKernel(int64_t k, int64_t n, int64_t r,
+                                   bool transposeW, const float *a,
+                                   const float *b, bf16 *w) {
+  int64_t total = r * (k + n);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    if (i < r * k) { // A[row, col]
+      int64_t row = i / k, col = i % k;
+      int64_t at = transposeW ? (n + row) * (k + r) + col // [n+r, k+r]
+                              : col * (n + r) + n + row;  // Aᵀ in [k+r, n+r]
+      w[at] = __float2bfloat16_rn(a[i]);
+    } else { // B[row, col]
+      int64_t j = i - r * k, row = j / r, col = j % r;
+      int64_t at = transposeW ? row * (k + r) + k + col
+                              : (k + col) * (n + r) + row; // Bᵀ
+      w[at] = __float2bfloat16_rn(b[j]);
+    }
+  }
+}
+
+Status wrap(const ShapeText &shape, Status inner) {
+  if (inner)
+    return inner;
+  return fail(shape, inner.message());
+}
+
+GemmOperand bf16Operand(const void *data, int64_t ld, bool transpose) {
+  GemmOperand operand;
+  operand.data = data;
+  operand.dtype = DType::BF16;
+  operand.ld = ld;
+  operand.transpose = transpose;
+  return operand;
+}
+
+} // namespace
+
+Status loraPackAdapters(Context &ctx, const LoraLinearShape &s,
+                        const float *a, const float *b, void *wPad) {
+  ShapeText shape = loraShape("loraPackAdapters", s);
+  if (Status st = validateLora(s, shape, {wPad}); !st)
+    return st;
+  if (!a || !b || !aligned(a, 4) || !aligned(b, 4))
+    return fail(shape, "adapters must be non-null aligned fp32");
+  packAdaptersKernel<<<blocksFor(s.r * (s.k + s.n), 256, 4096), 256, 0,
+                       streamOf(ctx)>>>(s.k, s.n, s.r, s.transposeW, a, b,
+                                        static_cast<bf16 *>(wPad));
+  return checkLaunch(shape);
+}
+
+Status loraLinearForward(Context &ctx, const LoraLinearShape &s, void *xPad,
+                         const void *wPad, void *y, DType yDtype,
+                         bool accumulate) {
+  ShapeText shape = loraShape("loraLinearForward", s);
+  if (Status st = validateLora(s, shape, {xPad, wPad}); !st)
+    return st;
+  if (!y || !isFloatType(yDtype) || !aligned(y, elementBytes(yDtype)))
+    return fail(shape, "y must be non-null aligned bf16 or f32");
+  int64_t ldx = s.k + s.r;
+  int64_t ldw = s.transposeW ? s.k + s.r : s.n + s.r;
+  const bf16 *w = static_cast<const bf16 *>(wPad);
+  bf16 *x = static_cast<bf16 *>(xPad);
+
+  // u = s·x·Aᵀ into xPad[:, k:k+r].
+  GemmArgs low;
+  low.m = s.m;
+  low.n = s.r;
+  low.k = s.k;
+  low.a = bf16Operand(x, ldx, false);
+  low.b = s.transposeW ? bf16Operand(w + s.n * ldw, ldw, true)
+                       : bf16Operand(w + s.n, ldw, false);
+  low.d = x + s.k;
+  low.dDtype = DType::BF16;
+  low.ldd = ldx;
+  low.alpha = s.scale;
+  if (Status st = wrap(shape, gemm(ctx, low)); !st)
+    return st;
+
+  // y = [x | u]·[W ; Bᵀ] in one GEMM over k + r.
+  GemmArgs big;
+  big.m = s.m;
+  big.n = s.n;
+  big.k = s.k + s.r;
+  big.a = bf16Operand(x, ldx, false);
+  big.b = bf16Operand(w, ldw, s.transposeW);
+  big.d = y;
+  big.dDtype = yDtype;
+  big.ldd = s.n;
+  big.beta = accumulate ? 1.f : 0.f;
+  return wrap(shape, gemm(ctx, big));
+}
+
+Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
+                          const void *xPad, const void *wPad, void *dyPad,
+                          void *dx, float *dA, float *dB, bool accumulateDx,
+                          bool accumulateGrads) {
+  ShapeText shape = loraShape("loraLinearBackward", s);
+  if (Status st = validateLora(s, shape, {xPad, wPad, dyPad}); !st)
+    return st;
+  if (dx && !aligned(dx, 2))
+    return fail(shape, "dx must be 2-byte aligned bf16");
+  if (!dA || !dB || !aligned(dA, 4) || !aligned(dB, 4))
+    return fail(shape, "dA and dB must be non-null aligned fp32");
+  int64_t ldx = s.k + s.r, ldy = s.n + s.r;
+  int64_t ldw = s.transposeW ? s.k + s.r : s.n + s.r;
+  const bf16 *w = static_cast<const bf16 *>(wPad);
+  const bf16 *x = static_cast<const bf16 *>(xPad);
+  bf16 *dy = static_cast<bf16 *>(dyPad);
+
+  // g = s·dy·B into dyPad[:, n:n+r].
+  GemmArgs low;
+  low.m = s.m;
+  low.n = s.r;
+  low.k = s.n;
+  low.a = bf16Operand(dy, ldy, false);
+  low.b = s.transposeW ? bf16Operand(w + s.k, ldw, false)
+                       : bf16Operand(w + s.k * ldw, ldw, true);
+  low.d = dy + s.n;
+  low.dDtype = DType::BF16;
+  low.ldd = ldy;
+  low.alpha = s.scale;
+  if (Status st = wrap(shape, gemm(ctx, low)); !st)
+    return st;
+
+  if (dx) { // dx = [dy | g]·[W | Aᵀ]ᵀ over n + r.
+    GemmArgs big;
+    big.m = s.m;
+    big.n = s.k;
+    big.k = s.n + s.r;
+    big.a = bf16Operand(dy, ldy, false);
+    big.b = bf16Operand(w, ldw, !s.transposeW);
+    big.d = dx;
+    big.dDtype = DType::BF16;
+    big.ldd = s.k;
+    big.beta = accumulateDx ? 1.f : 0.f;
+    if (Status st = wrap(shape, gemm(ctx, big)); !st)
+      return st;
+  }
+
+  GemmArgs gradA; // dA [r, k] = gᵀ·x
+  gradA.m = s.r;
+  gradA.n = s.k;
+  gradA.k = s.m;
+  gradA.a = bf16Operand(dy + s.n, ldy, true);
+  gradA.b = bf16Operand(x, ldx, false);
+  gradA.d = dA;
+  gradA.dDtype = DType::F32;
+  gradA.ldd = s.k;
+  gradA.beta = accumulateGrads ? 1.f : 0.f;
+  if (Status st = wrap(shape, gemm(ctx, gradA)); !st)
+    return st;
+
+  GemmArgs gradB; // dB [n, r] = dyᵀ·u (u = s·x·Aᵀ from the forward pass)
+  gradB.m = s.n;
+  gradB.n = s.r;
+  gradB.k = s.m;
+  gradB.a = bf16Operand(dy, ldy, true);
+  gradB.b = bf16Operand(x + s.k, ldx, false);
+  gradB.d = dB;
+  gradB.dDtype = DType::F32;
+  gradB.ldd = s.r;
+  gradB.beta = accumulateGrads ? 1.f : 0.f;
+  return wrap(shape, gemm(ctx, gradB));
+}
+
+} // namespace vlora::kernels::cuda

@@ -1,0 +1,148 @@
+//===- NormalizationTest.cpp - norms and softmax vs the references --------===//
+
+#include "GpuTest.h"
+
+#include "vlora/kernels/cuda/Normalization.h"
+
+namespace vlora::kernels::cuda::test {
+namespace {
+
+using NormalizationTest = GpuTest;
+
+const int64_t kShapes[][2] = {{1, 1}, {3, 7}, {5, 64}, {17, 1000}, {4, 4099},
+                              {300, 96}};
+
+TEST_F(NormalizationTest, LayerNormForwardBackward) {
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : kShapes) {
+      SCOPED_TRACE(testing::Message() << "rows=" << rows << " cols=" << cols
+                                      << " " << dtypeLabel(dtype));
+      size_t n = rows * cols;
+      auto x = asStored(randomVector(n, 1, -2, 3), dtype);
+      auto dy = asStored(randomVector(n, 2), dtype);
+      auto gamma = randomVector(cols, 3, 0.5f, 1.5f);
+      auto beta = randomVector(cols, 4);
+      std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dg(cols),
+          db(cols);
+      ref::layerNormForward<float>(rows, cols, x.data(), gamma.data(),
+                                   beta.data(), 1e-5f, y.data(), mean.data(),
+                                   rstd.data());
+      ref::layerNormBackward<float>(rows, cols, dy.data(), x.data(),
+                                    gamma.data(), mean.data(), rstd.data(),
+                                    dx.data(), dg.data(), db.data());
+      DeviceBuffer dX = toDevice(x, dtype), dDy = toDevice(dy, dtype),
+                   dGamma = toDevice(gamma, DType::F32),
+                   dBeta = toDevice(beta, DType::F32),
+                   dY = toDevice(std::vector<float>(n), dtype),
+                   dMean = toDevice(std::vector<float>(rows), DType::F32),
+                   dRstd = toDevice(std::vector<float>(rows), DType::F32),
+                   dDx = toDevice(std::vector<float>(n), dtype),
+                   dDg = toDevice(std::vector<float>(cols), DType::F32),
+                   dDb = toDevice(std::vector<float>(cols), DType::F32);
+      RowsShape shape{rows, cols, dtype};
+      VLORA_ASSERT_OK(layerNormForward(*ctx, shape, dX.data(),
+                                       dGamma.as<float>(), dBeta.as<float>(),
+                                       1e-5f, dY.data(), dMean.as<float>(),
+                                       dRstd.as<float>()));
+      VLORA_ASSERT_OK(layerNormBackward(
+          *ctx, shape, dDy.data(), dX.data(), dGamma.as<float>(),
+          dMean.as<float>(), dRstd.as<float>(), dDx.data(), dDg.as<float>(),
+          dDb.as<float>()));
+      VLORA_ASSERT_OK(ctx->synchronize());
+      expectMatches("layerNorm y", dtype, fromDevice(dY, n, dtype), y, 1e-5,
+                    1e-5);
+      expectClose("layerNorm mean", fromDevice(dMean, rows, DType::F32), mean,
+                  1e-5, 1e-5);
+      expectClose("layerNorm rstd", fromDevice(dRstd, rows, DType::F32), rstd,
+                  1e-5, 1e-4);
+      expectMatches("layerNorm dx", dtype, fromDevice(dDx, n, dtype), dx,
+                    1e-4, 1e-4);
+      expectClose("layerNorm dgamma", fromDevice(dDg, cols, DType::F32), dg,
+                  1e-4 * rows, 1e-4);
+      expectClose("layerNorm dbeta", fromDevice(dDb, cols, DType::F32), db,
+                  1e-5 * rows, 1e-5);
+    }
+}
+
+TEST_F(NormalizationTest, RmsNormForwardBackward) {
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : kShapes) {
+      SCOPED_TRACE(testing::Message() << "rows=" << rows << " cols=" << cols
+                                      << " " << dtypeLabel(dtype));
+      size_t n = rows * cols;
+      auto x = asStored(randomVector(n, 5, -2, 3), dtype);
+      auto dy = asStored(randomVector(n, 6), dtype);
+      auto gamma = randomVector(cols, 7, 0.5f, 1.5f);
+      std::vector<float> y(n), rstd(rows), dx(n), dg(cols);
+      ref::rmsNormForward<float>(rows, cols, x.data(), gamma.data(), 1e-6f,
+                                 y.data(), rstd.data());
+      ref::rmsNormBackward<float>(rows, cols, dy.data(), x.data(),
+                                  gamma.data(), rstd.data(), dx.data(),
+                                  dg.data());
+      DeviceBuffer dX = toDevice(x, dtype), dDy = toDevice(dy, dtype),
+                   dGamma = toDevice(gamma, DType::F32),
+                   dY = toDevice(std::vector<float>(n), dtype),
+                   dRstd = toDevice(std::vector<float>(rows), DType::F32),
+                   dDx = toDevice(std::vector<float>(n), dtype),
+                   dDg = toDevice(std::vector<float>(cols), DType::F32);
+      RowsShape shape{rows, cols, dtype};
+      VLORA_ASSERT_OK(rmsNormForward(*ctx, shape, dX.data(),
+                                     dGamma.as<float>(), 1e-6f, dY.data(),
+                                     dRstd.as<float>()));
+      VLORA_ASSERT_OK(rmsNormBackward(*ctx, shape, dDy.data(), dX.data(),
+                                      dGamma.as<float>(), dRstd.as<float>(),
+                                      dDx.data(), dDg.as<float>()));
+      VLORA_ASSERT_OK(ctx->synchronize());
+      expectMatches("rmsNorm y", dtype, fromDevice(dY, n, dtype), y, 1e-5,
+                    1e-5);
+      expectMatches("rmsNorm dx", dtype, fromDevice(dDx, n, dtype), dx, 1e-4,
+                    1e-4);
+      expectClose("rmsNorm dgamma", fromDevice(dDg, cols, DType::F32), dg,
+                  1e-4 * rows, 1e-4);
+    }
+}
+
+TEST_F(NormalizationTest, SoftmaxForwardBackward) {
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : kShapes) {
+      SCOPED_TRACE(testing::Message() << "rows=" << rows << " cols=" << cols
+                                      << " " << dtypeLabel(dtype));
+      size_t n = rows * cols;
+      auto x = asStored(randomVector(n, 8, -5, 5), dtype);
+      auto dy = asStored(randomVector(n, 9), dtype);
+      std::vector<float> y(n), dx(n);
+      ref::softmaxForward<float>(rows, cols, x.data(), 0.5f, y.data());
+      // The backward pass reads the stored y.
+      std::vector<float> yStored = asStored(y, dtype);
+      ref::softmaxBackward<float>(rows, cols, yStored.data(), dy.data(), 0.5f,
+                                  dx.data());
+      DeviceBuffer dX = toDevice(x, dtype), dDy = toDevice(dy, dtype),
+                   dYs = toDevice(yStored, dtype),
+                   dY = toDevice(std::vector<float>(n), dtype),
+                   dDx = toDevice(std::vector<float>(n), dtype);
+      RowsShape shape{rows, cols, dtype};
+      VLORA_ASSERT_OK(softmaxForward(*ctx, shape, dX.data(), 0.5f, dY.data()));
+      VLORA_ASSERT_OK(softmaxBackward(*ctx, shape, dYs.data(), dDy.data(),
+                                      0.5f, dDx.data()));
+      VLORA_ASSERT_OK(ctx->synchronize());
+      expectMatches("softmax y", dtype, fromDevice(dY, n, dtype), y, 1e-6,
+                    1e-5);
+      expectMatches("softmax dx", dtype, fromDevice(dDx, n, dtype), dx, 1e-6,
+                    1e-4);
+    }
+}
+
+TEST_F(NormalizationTest, RefusesBadShapes) {
+  RowsShape shape{0, 8, DType::F32};
+  DeviceBuffer buffer;
+  VLORA_ASSERT_OK(DeviceBuffer::allocate(256, buffer));
+  expectRefused(rmsNormForward(*ctx, shape, buffer.data(), buffer.as<float>(),
+                               1e-6f, buffer.data(), nullptr),
+                "rmsNormForward [rows=0, cols=8", "positive");
+  shape = RowsShape{2, 8, DType::I32};
+  expectRefused(softmaxForward(*ctx, shape, buffer.data(), 1.f, buffer.data()),
+                "softmaxForward", "f32 or bf16");
+}
+
+} // namespace
+} // namespace vlora::kernels::cuda::test
