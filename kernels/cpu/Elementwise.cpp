@@ -2,6 +2,7 @@
 
 #include "vlora/kernels/Cpu.h"
 
+#include "Fast.h"
 #include "Iteration.h"
 
 #include <algorithm>
@@ -97,6 +98,8 @@ template <typename T> T applyUnary(UnaryOp op, T x) {
 } // namespace
 
 void unary(UnaryOp op, const TensorRef &in, const TensorRef &out) {
+  if (fastUnary(op, in, out))
+    return;
   int64_t n = in.numel();
   if (op == UnaryOp::Not) {
     const uint8_t *x = in.as<const uint8_t>();
@@ -213,6 +216,8 @@ void broadcastLoop(const TensorRef &lhs, const TensorRef &rhs,
 
 void binary(BinaryOp op, const TensorRef &lhs, const TensorRef &rhs,
             const TensorRef &out) {
+  if (fastBinary(op, lhs, rhs, out))
+    return;
   if (op == BinaryOp::And || op == BinaryOp::Or || op == BinaryOp::Xor) {
     broadcastLoop<uint8_t, uint8_t>(lhs, rhs, out, [op](uint8_t a, uint8_t b) {
       bool x = a, y = b;

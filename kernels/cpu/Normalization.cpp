@@ -2,6 +2,7 @@
 
 #include "vlora/kernels/Cpu.h"
 
+#include "Fast.h"
 #include "Iteration.h"
 
 #include <algorithm>
@@ -33,6 +34,8 @@ template <typename F> void visitFloat(DType dtype, F &&f) {
 
 void softmax(const TensorRef &input, const TensorRef &out, int64_t axis,
              bool log) {
+  if (fastSoftmax(input, out, axis, log))
+    return;
   auto [outer, size, inner] = aroundAxis(input.shape, axis);
   visitFloat(input.dtype, [&, outer = outer, size = size, inner = inner](auto tag) {
     using T = typename decltype(tag)::type;
@@ -156,6 +159,8 @@ void rmsNorm(const TensorRef &input, const TensorRef &scale,
 
 void reduce(ReduceOp op, const TensorRef &input, const TensorRef &out,
             const Shape &axes) {
+  if (fastReduce(op, input, out, axes))
+    return;
   // The output index of an input element: strides of the kept-dims shape,
   // 0 along reduced axes.
   Shape kept = input.shape;

@@ -3,8 +3,12 @@
 #include "runtime/Backend.h"
 #include "vlora/kernels/Cpu.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 namespace vlora::runtime {
 using kernels::DType;
@@ -22,6 +26,36 @@ bool isArithmetic(DType d) {
 
 class CpuBackend final : public Backend {
 public:
+  /// VLORA_PROFILE=1 (benchmarking): time every step and print, when the
+  /// backend goes away, the wall time per kernel per run to stderr. With
+  /// more than one run the first (which faults the weights in) is left out.
+  /// VLORA_PROFILE=shapes: per kernel and operand shapes.
+  CpuBackend() {
+    const char *env = std::getenv("VLORA_PROFILE");
+    profile_ = env && *env && std::strcmp(env, "0") != 0;
+    profileShapes_ = profile_ && std::strcmp(env, "shapes") == 0;
+  }
+  ~CpuBackend() override {
+    if (!profile_ || profileRuns_ == 0)
+      return;
+    bool skipFirst = profileRuns_ > 1;
+    long runs = profileRuns_ - (skipFirst ? 1 : 0);
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (const auto &[name, t] : profileTimes_) {
+      double ms = t.total - (skipFirst ? t.first : 0);
+      rows.push_back({ms, name});
+      total += ms;
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "vlora profile: %.3f ms per run in steps (%ld runs%s)\n",
+                 total / runs, runs, skipFirst ? ", first run left out" : "");
+    for (const auto &[ms, name] : rows)
+      std::fprintf(stderr, "  %-16s %10.3f ms/run %5.1f%%  %ld steps/run\n",
+                   name.c_str(), ms / runs, total > 0 ? 100 * ms / total : 0.0,
+                   profileTimes_[name].steps / profileRuns_);
+  }
+
   const char *name() const override { return "cpu"; }
 
   Status prepare(const Program &program,
@@ -64,13 +98,35 @@ public:
     for (size_t i = 0; i < program_->steps.size(); ++i) {
       const ProgramStep &step = program_->steps[i];
       try {
-        execute(step);
+        if (profile_) {
+          auto start = std::chrono::steady_clock::now();
+          execute(step);
+          std::chrono::duration<double, std::milli> ms =
+              std::chrono::steady_clock::now() - start;
+          std::string key = step.kernelName;
+          if (profileShapes_) {
+            for (uint32_t v : step.inputs)
+              key += " " + kernels::shapeString(program_->values[v].shape);
+            key += " ->";
+            for (uint32_t v : step.outputs)
+              key += " " + kernels::shapeString(program_->values[v].shape);
+          }
+          ProfileSlot &slot = profileTimes_[key];
+          slot.total += ms.count();
+          if (profileRuns_ == 0)
+            slot.first += ms.count();
+          slot.steps += 1;
+        } else {
+          execute(step);
+        }
       } catch (const std::bad_alloc &) {
         return Error(step.describe(i) + ": out of memory");
       } catch (const std::exception &e) {
         return Error(step.describe(i) + ": " + e.what());
       }
     }
+    if (profile_)
+      ++profileRuns_;
     return Status::success();
   }
 
@@ -180,6 +236,13 @@ private:
   const Program *program_ = nullptr;
   std::vector<const void *> weights_;
   std::unique_ptr<void, FreeDeleter> arena_;
+  bool profile_ = false, profileShapes_ = false;
+  long profileRuns_ = 0;
+  struct ProfileSlot {
+    double total = 0, first = 0;
+    long steps = 0;
+  };
+  std::map<std::string, ProfileSlot> profileTimes_;
 };
 } // namespace
 

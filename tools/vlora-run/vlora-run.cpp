@@ -1,7 +1,12 @@
 //===- vlora-run.cpp - runs a compiled bundle's forward program -----------===//
 //
 //   vlora-run BUNDLE/ --inputs IN.safetensors --outputs OUT.safetensors
-//             [--device cpu]
+//             [--device cpu] [--warmup N] [--repeat N]
+//
+// --warmup/--repeat (benchmarking): after loading, run the forward N warmup
+// times untimed, then --repeat times timed (the inputs are copied in again
+// before each run, outside the timing), and print each run's wall time and
+// the median in ms on stdout. The outputs written are the last run's.
 //
 // Input and output tensors are named as the ONNX graph's inputs and outputs,
 // with the dtypes and shapes in the bundle's manifest. Any problem is one
@@ -13,9 +18,13 @@
 #include "runtime/Runtime.h"
 #include "runtime/Safetensors.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 using namespace vlora::runtime;
 
@@ -24,7 +33,7 @@ int usage(const char *message) {
   std::fprintf(stderr,
                "vlora-run: error: %s\n"
                "usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-               "OUT.safetensors [--device cpu]\n",
+               "OUT.safetensors [--device cpu] [--warmup N] [--repeat N]\n",
                message);
   return 1;
 }
@@ -36,6 +45,7 @@ int fail(const std::string &message) {
 
 int runMain(int argc, char **argv) {
   std::string bundle, inputs, outputs, device = "cpu";
+  std::string warmupText, repeatText;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string &out) {
@@ -46,7 +56,7 @@ int runMain(int argc, char **argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-                  "OUT.safetensors [--device cpu]\n");
+                  "OUT.safetensors [--device cpu] [--warmup N] [--repeat N]\n");
       return 0;
     }
     if (arg == "--inputs") {
@@ -58,6 +68,12 @@ int runMain(int argc, char **argv) {
     } else if (arg == "--device") {
       if (!value(device))
         return usage("--device needs a name");
+    } else if (arg == "--warmup") {
+      if (!value(warmupText))
+        return usage("--warmup needs a count");
+    } else if (arg == "--repeat") {
+      if (!value(repeatText))
+        return usage("--repeat needs a count");
     } else if (arg.rfind("--inputs=", 0) == 0) {
       inputs = arg.substr(9);
     } else if (arg.rfind("--outputs=", 0) == 0) {
@@ -78,6 +94,18 @@ int runMain(int argc, char **argv) {
     return usage("no --inputs file given");
   if (outputs.empty())
     return usage("no --outputs file given");
+  auto count = [](const std::string &text, long &out) {
+    if (text.empty())
+      return true;
+    char *end = nullptr;
+    out = std::strtol(text.c_str(), &end, 10);
+    return *end == '\0' && out >= 0 && out <= 1000000;
+  };
+  long warmup = 0, repeat = 0;
+  if (!count(warmupText, warmup))
+    return usage(("bad --warmup count '" + warmupText + "'").c_str());
+  if (!count(repeatText, repeat))
+    return usage(("bad --repeat count '" + repeatText + "'").c_str());
 
   Expected<std::unique_ptr<Runtime>> rt = Runtime::open(bundle, device);
   if (!rt)
@@ -85,19 +113,44 @@ int runMain(int argc, char **argv) {
   Expected<SafetensorsFile> in = SafetensorsFile::open(inputs);
   if (!in)
     return fail(in.message());
-  for (const TensorInfo &t : (*rt)->inputs()) {
-    const SafetensorsTensor *given = in->find(t.name);
-    if (!given)
-      return fail(inputs + ": missing input tensor '" + t.name + "' (" +
-                  userTypeString(t.dtype, t.shape) + ")");
-    // The mapping may be unaligned; setInput copies with memcpy.
-    Status s = (*rt)->setInput(t.name, given->dtype, given->shape, given->data,
-                               given->bytes);
-    if (!s)
-      return fail(inputs + ": " + s.message());
+  auto bindInputs = [&]() -> Status {
+    for (const TensorInfo &t : (*rt)->inputs()) {
+      const SafetensorsTensor *given = in->find(t.name);
+      if (!given)
+        return Error(inputs + ": missing input tensor '" + t.name + "' (" +
+                     userTypeString(t.dtype, t.shape) + ")");
+      // The mapping may be unaligned; setInput copies with memcpy.
+      Status s = (*rt)->setInput(t.name, given->dtype, given->shape,
+                                 given->data, given->bytes);
+      if (!s)
+        return Error(inputs + ": " + s.message());
+    }
+    return Status::success();
+  };
+  // The plan may reuse an input's arena bytes in place, so the inputs are
+  // bound again before every run.
+  std::vector<double> times;
+  for (long i = 0, runs = std::max(1L, warmup + repeat); i < runs; ++i) {
+    if (Status s = bindInputs(); !s)
+      return fail(s.message());
+    auto start = std::chrono::steady_clock::now();
+    if (Status s = (*rt)->run(); !s)
+      return fail(s.message());
+    std::chrono::duration<double, std::milli> ms =
+        std::chrono::steady_clock::now() - start;
+    if (i >= warmup)
+      times.push_back(ms.count());
   }
-  if (Status s = (*rt)->run(); !s)
-    return fail(s.message());
+  if (repeat > 0) {
+    for (size_t i = 0; i < times.size(); ++i)
+      std::printf("run %zu: %.3f ms\n", i + 1, times[i]);
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    size_t n = sorted.size();
+    double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    std::printf("median: %.3f ms (min %.3f, max %.3f, %zu runs, %ld warmup)\n",
+                median, sorted.front(), sorted.back(), n, warmup);
+  }
 
   std::vector<std::vector<uint8_t>> buffers;
   std::vector<SafetensorsEntry> entries;
