@@ -903,5 +903,149 @@ LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Training ops
+//===----------------------------------------------------------------------===//
+
+/// Checks the `[B, S, V]` logits / `[B, S]` labels pair of the cross-entropy
+/// ops.
+static LogicalResult checkCausalLM(ShapeError err, StringRef opName,
+                                   Value logits, Value labels) {
+  auto l = tensorOf(logits), t = tensorOf(labels);
+  if (l.getRank() != 3)
+    return err.emit() << "'" << opName << "' logits must be [B, S, V], got "
+                      << shapeString(l.getShape());
+  if (t.getShape() != l.getShape().drop_back())
+    return err.emit() << "'" << opName << "' labels "
+                      << shapeString(t.getShape()) << " must be [B, S] = "
+                      << shapeString(l.getShape().drop_back());
+  return success();
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *ctx,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &types) {
+  if (failed(checkCausalLM(ShapeError{loc}, getOperationName(),
+                           adaptor.getLogits(), adaptor.getLabels())))
+    return failure();
+  types.push_back(RankedTensorType::get({}, Float32Type::get(ctx)));
+  return success();
+}
+
+LogicalResult CrossEntropyGradOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  if (failed(checkCausalLM(ShapeError{loc}, getOperationName(),
+                           adaptor.getLogits(), adaptor.getLabels())))
+    return failure();
+  if (tensorOf(adaptor.getDloss()).getRank() != 0)
+    return ShapeError{loc}.emit()
+           << "'vlora.cross_entropy_grad' dloss must be a scalar tensor";
+  types.push_back(adaptor.getLogits().getType());
+  return success();
+}
+
+LogicalResult SoftmaxGradOp::verify() {
+  int64_t rank = getType().getRank(), axis = getAxisAttr().getInt();
+  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+    return emitOpError() << "axis " << axis << " is out of range for rank "
+                         << rank;
+  return success();
+}
+
+LogicalResult LayerNormGradOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  auto x = tensorOf(adaptor.getInput());
+  if (adaptor.getGrad().getType() != x)
+    return ShapeError{loc}.emit()
+           << "'vlora.layer_norm_grad' gradient type "
+           << adaptor.getGrad().getType() << " differs from input type " << x;
+  return inferNorm(ShapeError{loc}, getOperationName(), adaptor.getInput(),
+                   adaptor.getAxis(), {adaptor.getScale()}, types);
+}
+
+LogicalResult LoRAMatmulGradOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  SmallVector<Type> forward;
+  LoRAMatmulOp::Adaptor fwd(
+      ValueRange{adaptor.getX(), adaptor.getW(), adaptor.getA(), adaptor.getB()},
+      adaptor.getAttributes());
+  if (failed(LoRAMatmulOp::inferReturnTypes(ctx, loc, fwd, forward)))
+    return failure();
+  if (adaptor.getGrad().getType() != forward.front())
+    return ShapeError{loc}.emit()
+           << "'vlora.lora_matmul_grad' gradient type "
+           << adaptor.getGrad().getType() << " must be the forward result type "
+           << forward.front();
+  types.push_back(adaptor.getA().getType());
+  types.push_back(adaptor.getB().getType());
+  if (adaptor.getInputGrad())
+    types.push_back(adaptor.getX().getType());
+  return success();
+}
+
+LogicalResult MaskedSelectOp::inferReturnTypes(MLIRContext *,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &types) {
+  auto input = tensorOf(adaptor.getInput()), mask = tensorOf(adaptor.getMask());
+  if (mask.getShape() != input.getShape())
+    return ShapeError{loc}.emit() << "'vlora.masked_select' mask shape "
+                                  << shapeString(mask.getShape())
+                                  << " must equal input shape "
+                                  << shapeString(input.getShape());
+  if (llvm::any_of(adaptor.getShape(), [](int64_t d) { return d < 0; }))
+    return ShapeError{loc}.emit()
+           << "'vlora.masked_select' shape has a negative dimension";
+  types.push_back(input.clone(adaptor.getShape()));
+  return success();
+}
+
+LogicalResult GlobalNormOp::inferReturnTypes(MLIRContext *ctx,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  if (adaptor.getInputs().empty())
+    return ShapeError{loc}.emit() << "'vlora.global_norm' needs an operand";
+  types.push_back(RankedTensorType::get({}, Float32Type::get(ctx)));
+  return success();
+}
+
+LogicalResult AdamWUpdateOp::inferReturnTypes(MLIRContext *,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  Type param = adaptor.getParam().getType();
+  for (auto [what, v] :
+       {std::pair<StringRef, Value>{"gradient", adaptor.getGrad()},
+        {"exp_avg", adaptor.getExpAvg()},
+        {"exp_avg_sq", adaptor.getExpAvgSq()}})
+    if (v.getType() != param)
+      return ShapeError{loc}.emit()
+             << "'vlora.adamw_update' " << what << " type " << v.getType()
+             << " differs from the parameter type " << param;
+  for (Value scalar : {adaptor.getLr(), adaptor.getStep(), adaptor.getGradScale()})
+    if (scalar && tensorOf(scalar).getRank() != 0)
+      return ShapeError{loc}.emit()
+             << "'vlora.adamw_update' lr, step and grad_scale are scalar tensors";
+  double b1 = adaptor.getBeta1().convertToDouble(),
+         b2 = adaptor.getBeta2().convertToDouble(),
+         eps = adaptor.getEps().convertToDouble(),
+         wd = adaptor.getWeightDecay().convertToDouble();
+  if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
+    return ShapeError{loc}.emit()
+           << "'vlora.adamw_update' betas must be in [0, 1), got " << b1
+           << " and " << b2;
+  if (!(eps > 0) || !(wd >= 0))
+    return ShapeError{loc}.emit() << "'vlora.adamw_update' eps must be positive "
+                                     "and weight_decay non-negative";
+  types.append(3, param);
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "VLoRA/IR/VLoRAOps.cpp.inc"

@@ -703,4 +703,220 @@ def VLoRA_LoRAMatmulOp : VLoRA_Op<"lora_matmul"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Training: loss, gradient ops, optimizer
+//===----------------------------------------------------------------------===//
+
+def VLoRA_CrossEntropyOp : VLoRA_Op<"cross_entropy"> {
+  let summary = "causal-LM cross-entropy (shift by one, ignore_index, mean)";
+  let description = [{
+    Hugging Face transformers' causal-LM loss: the logits at position `s`
+    predict the label at position `s + 1`, so with `logits` `[B, S, V]` and
+    `labels` `[B, S]` (`i64`) the loss is
+
+    ```
+    sum over b, s < S-1 with labels[b, s+1] != ignore_index of
+        logsumexp(logits[b, s, :]) - logits[b, s, labels[b, s+1]]
+    divided by the number of such (b, s)
+    ```
+
+    computed in f32 whatever the logits' element type. With no valid label
+    the result is NaN, as in PyTorch (the runtime rejects such batches).
+
+    Example:
+    ```mlir
+    %loss = vlora.cross_entropy %logits, %labels ignore_index -100 : (tensor<2x8x64xf32>, tensor<2x8xi64>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$logits, RankedTensorOf<[I64]>:$labels,
+                       I64Attr:$ignore_index);
+  let results = (outs RankedTensorOf<[F32]>:$loss);
+  let assemblyFormat = [{
+    $logits `,` $labels `ignore_index` $ignore_index attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_CrossEntropyGradOp : VLoRA_Op<"cross_entropy_grad"> {
+  let summary = "gradient of `vlora.cross_entropy` with respect to the logits";
+  let description = [{
+    With `n` the number of valid (shifted) labels:
+    `result[b, s, :] = dloss / n * (softmax(logits[b, s, :]) - onehot(labels[b, s+1]))`
+    for the positions `s < S-1` whose shifted label is not `ignore_index`,
+    and 0 at every other position (including the last one). The result has
+    the logits' type. A kernel may write it over the logits (the fused
+    cross-entropy of the CUDA library does).
+
+    Example:
+    ```mlir
+    %dlogits = vlora.cross_entropy_grad %dloss, %logits, %labels ignore_index -100 : (tensor<f32>, tensor<2x8x64xf32>, tensor<2x8xi64>) -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$dloss, VLoRA_FloatTensor:$logits,
+                       RankedTensorOf<[I64]>:$labels, I64Attr:$ignore_index);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $dloss `,` $logits `,` $labels `ignore_index` $ignore_index attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_SoftmaxGradOp : VLoRA_SameTypeOp<"softmax_grad"> {
+  let hasVerifier = 1;
+  let summary = "gradient of `vlora.softmax` from its output";
+  let description = [{
+    With `y = softmax(x)` along `axis` and `dy` the gradient of `y`:
+    `dx = y * (dy - sum(dy * y, axis, keepdims))`. Reads only the softmax's
+    output, so the input need not be kept for backward.
+
+    Example:
+    ```mlir
+    %dx = vlora.softmax_grad %dy, %y axis 3 : tensor<1x2x8x8xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_FloatTensor:$output,
+                       I64Attr:$axis);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = "$grad `,` $output `axis` $axis attr-dict `:` type($result)";
+}
+
+def VLoRA_LayerNormGradOp : VLoRA_Op<"layer_norm_grad"> {
+  let summary = "gradient of `vlora.layer_norm` with respect to its input";
+  let description = [{
+    With `xhat = (x - mean) * rstd` over the dimensions `[axis, rank)` of `x`
+    (biased variance plus `epsilon`, as in the forward op) and
+    `g = dy * scale`:
+    `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, the means taken over
+    the same dimensions. The gradients of `scale` and `bias` (rarely needed
+    for LoRA: both are frozen) are compositions of existing ops.
+
+    Example:
+    ```mlir
+    %dx = vlora.layer_norm_grad %dy, %x, %g axis 2 epsilon 1.0e-05 : (tensor<1x8x32xf32>, tensor<1x8x32xf32>, tensor<32xf32>) -> tensor<1x8x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_FloatTensor:$input,
+                       VLoRA_FloatTensor:$scale, I64Attr:$axis, F64Attr:$epsilon);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $input `,` $scale `axis` $axis `epsilon` $epsilon attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
+  let summary = "gradients of `vlora.lora_matmul` for the adapters (and input)";
+  let description = [{
+    The reverse of `vlora.lora_matmul` with the same `x`, `w`, `a`, `b`,
+    `scale`, `dropout` and `transpose_b`, given `dy` (the gradient of its
+    result). With `x'` = `x` after the forward's dropout mask (the same
+    counter-based mask; identity when `dropout` is 0), flattened to
+    `[N, in]`, and `dy` flattened to `[N, out]`:
+
+    ```
+    u  = x' · Aᵀ              [N, r]   (recomputed, or kept by the kernel)
+    dB = scale · dyᵀ · u       [out, r]
+    du = scale · dy · B        [N, r]
+    dA = duᵀ · x'              [r, in]
+    dx = dy · W(ᵀ) + mask(du · A)   (only with `input_grad`)
+    ```
+
+    `dx` is a result only when `input_grad` is set (the input depends on a
+    trainable parameter); the frozen `w` never gets a gradient. `dA` and `dB`
+    have the adapters' type, `dx` has `x`'s type.
+
+    Example:
+    ```mlir
+    %da, %db, %dx = vlora.lora_matmul_grad %dy, %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b input_grad
+           : (tensor<2x16x64xf32>, tensor<2x16x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>) -> (tensor<8x32xf32>, tensor<64x8xf32>, tensor<2x16x32xf32>)
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_FloatTensor:$x,
+                       VLoRA_FloatTensor:$w, VLoRA_FloatTensor:$a,
+                       VLoRA_FloatTensor:$b, F64Attr:$scale, F64Attr:$dropout,
+                       UnitAttr:$transpose_b, UnitAttr:$input_grad);
+  let results = (outs VLoRA_FloatTensor:$grad_a, VLoRA_FloatTensor:$grad_b,
+                      Optional<VLoRA_FloatTensor>:$grad_x);
+  let assemblyFormat = [{
+    $grad `,` $x `,` $w `,` $a `,` $b `scale` $scale `dropout` $dropout
+    (`transpose_b` $transpose_b^)? (`input_grad` $input_grad^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_MaskedSelectOp : VLoRA_Op<"masked_select"> {
+  let summary = "gathers the masked elements in order (reverse of masked_scatter)";
+  let description = [{
+    Walking `input` in row-major order, the i-th position where `mask` is
+    true gives element i of the result (row-major, shape `shape`); result
+    elements past the number of true values are 0. This is the gradient of
+    `vlora.masked_scatter` with respect to its `source`.
+
+    Example:
+    ```mlir
+    %s = vlora.masked_select %dy, %mask shape [256] : (tensor<1x16x64xf32>, tensor<1x16x64xi1>) -> tensor<256xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_Tensor:$input, VLoRA_BoolTensor:$mask,
+                       DenseI64ArrayAttr:$shape);
+  let results = (outs VLoRA_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $mask `shape` $shape attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_GlobalNormOp : VLoRA_Op<"global_norm"> {
+  let summary = "the L2 norm of all elements of all operands";
+  let description = [{
+    `sqrt(sum over every operand and element of x^2)` in f32, the total norm
+    of `torch.nn.utils.clip_grad_norm_`.
+
+    Example:
+    ```mlir
+    %n = vlora.global_norm %ga, %gb : (tensor<8x32xf32>, tensor<64x8xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Variadic<VLoRA_FloatTensor>:$inputs);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
+}
+
+def VLoRA_AdamWUpdateOp : VLoRA_Op<"adamw_update"> {
+  let summary = "one AdamW step for one parameter (torch.optim.AdamW semantics)";
+  let description = [{
+    With `g = grad * grad_scale` (the clipping coefficient; 1 without
+    `grad_scale`), `t = step` (1 for the first step) and `lr` a scalar:
+
+    ```
+    param  = param * (1 - lr * weight_decay)          (decoupled weight decay)
+    m'     = beta1 * m + (1 - beta1) * g
+    v'     = beta2 * v + (1 - beta2) * g^2
+    param' = param - lr / (1 - beta1^t) * m' / (sqrt(v') / sqrt(1 - beta2^t) + eps)
+    ```
+
+    Results: the new parameter, `m'` (`exp_avg`) and `v'` (`exp_avg_sq`),
+    each with the parameter's type; `grad`, `m` and `v` have that type too.
+    A kernel may update the three in place (multi-tensor AdamW).
+
+    Example:
+    ```mlir
+    %p1, %m1, %v1 = vlora.adamw_update %p, %g, %m, %v, %lr, %step grad_scale %c beta1 0.9 beta2 0.999 eps 1.0e-08 weight_decay 0.0
+           : (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>)
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$param, VLoRA_FloatTensor:$grad,
+                       VLoRA_FloatTensor:$exp_avg, VLoRA_FloatTensor:$exp_avg_sq,
+                       RankedTensorOf<[F32]>:$lr, RankedTensorOf<[I64]>:$step,
+                       Optional<RankedTensorOf<[F32]>>:$grad_scale,
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
+                       F64Attr:$weight_decay);
+  let results = (outs VLoRA_FloatTensor:$new_param, VLoRA_FloatTensor:$new_exp_avg,
+                      VLoRA_FloatTensor:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $lr `,` $step
+    (`grad_scale` $grad_scale^)? `beta1` $beta1 `beta2` $beta2 `eps` $eps
+    `weight_decay` $weight_decay attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 #endif // VLORA_OPS_TD

@@ -1,0 +1,78 @@
+//===- LinalgGradients.cpp - reverse rules of matmul and lora_matmul ------===//
+//
+// matmul's rule is two matmuls with flipped transpose flags (summed back over
+// broadcast batch dimensions); lora_matmul's is the dedicated
+// vlora.lora_matmul_grad, which never forms a gradient of the frozen weight.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Autodiff/GradientInterface.h"
+
+#include "VLoRA/IR/VLoRADialect.h"
+#include "VLoRA/IR/VLoRAOps.h"
+
+using namespace mlir;
+using namespace vlora;
+
+namespace {
+
+using Grads = SmallVectorImpl<Value>;
+
+Value matmul(GradientBuilder &gb, Value lhs, Value rhs, bool ta, bool tb) {
+  OpBuilder &b = gb.getBuilder();
+  return gb
+      .create<MatmulOp>(lhs, rhs, ta ? b.getUnitAttr() : UnitAttr(),
+                        tb ? b.getUnitAttr() : UnitAttr())
+      .getResult();
+}
+
+/// y = op_a(A) · op_b(B), op_x = transpose of the last two dims when the flag
+/// is set.
+LogicalResult matmulGradient(MatmulOp op, GradientBuilder &gb,
+                             ArrayRef<Value> dys, ArrayRef<bool> needs,
+                             Grads &grads) {
+  Value dy = dys[0], a = op.getLhs(), b = op.getRhs();
+  bool ta = op.getTransposeA(), tb = op.getTransposeB();
+  Value da, db;
+  if (needs[0]) {
+    // d op_a(A) = dy · op_b(B)ᵀ; with transpose_a, dA = op_b(B) · dyᵀ.
+    da = ta ? matmul(gb, b, dy, tb, true) : matmul(gb, dy, b, false, !tb);
+    da = gb.sumToShape(da, a.getType());
+  }
+  if (needs[1]) {
+    // d op_b(B) = op_a(A)ᵀ · dy; with transpose_b, dB = dyᵀ · op_a(A).
+    db = tb ? matmul(gb, dy, a, true, ta) : matmul(gb, a, dy, !ta, false);
+    db = gb.sumToShape(db, b.getType());
+  }
+  grads.push_back(da);
+  grads.push_back(db);
+  return success();
+}
+
+LogicalResult loraMatmulGradient(LoRAMatmulOp op, GradientBuilder &gb,
+                                 ArrayRef<Value> dys, ArrayRef<bool> needs,
+                                 Grads &grads) {
+  if (needs[1])
+    return op.emitOpError("frozen weight depends on a trainable parameter; "
+                          "lora_matmul has no gradient for its weight");
+  OpBuilder &b = gb.getBuilder();
+  auto grad = gb.create<LoRAMatmulGradOp>(
+      dys[0], op.getX(), op.getW(), op.getA(), op.getB(), op.getScaleAttr(),
+      op.getDropoutAttr(), op.getTransposeBAttr(),
+      needs[0] ? b.getUnitAttr() : UnitAttr());
+  grads.push_back(needs[0] ? grad.getGradX() : Value());
+  grads.push_back(Value());
+  grads.push_back(needs[2] ? grad.getGradA() : Value());
+  grads.push_back(needs[3] ? grad.getGradB() : Value());
+  return success();
+}
+
+} // namespace
+
+void vlora::registerLinalgGradients(DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *ctx, VLoRADialect *) {
+    MatmulOp::attachInterface<GradientRule<MatmulOp, matmulGradient>>(*ctx);
+    LoRAMatmulOp::attachInterface<
+        GradientRule<LoRAMatmulOp, loraMatmulGradient>>(*ctx);
+  });
+}
