@@ -188,3 +188,63 @@ module {
 // CHECK-NEXT: %[[DH:.*]] = vlora.add %[[DDATA]], %[[DSRCR]]
 // CHECK-NEXT: %{{.*}}, %{{.*}} = vlora.lora_matmul_grad %[[DH]], {{.*}} : {{.*}} -> (tensor<2x8xf32>, tensor<8x2xf32>)
 // CHECK: return
+
+// -----
+
+// RMSNorm as the exporters decompose it (pow, reduce_mean, add eps, sqrt,
+// reciprocal, mul), then neg and exp: the constants get no gradient.
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}) -> (tensor<1x4x8xf32> {vlora.name = "logits"}) {
+    %w = vlora.param "w" frozen initializer "model.onnx" [offset 0, length 256] : tensor<8x8xf32>
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %two = vlora.constant dense<2.0> : tensor<f32>
+    %eps = vlora.constant dense<1.0e-06> : tensor<f32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 1.0 dropout 0.0 : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %sq = vlora.pow %h, %two : (tensor<1x4x8xf32>, tensor<f32>) -> tensor<1x4x8xf32>
+    %ms = vlora.reduce_mean %sq axes [2] keepdims : (tensor<1x4x8xf32>) -> tensor<1x4x1xf32>
+    %add = vlora.add %ms, %eps : (tensor<1x4x1xf32>, tensor<f32>) -> tensor<1x4x1xf32>
+    %rt = vlora.sqrt %add : tensor<1x4x1xf32>
+    %inv = vlora.reciprocal %rt : tensor<1x4x1xf32>
+    %n = vlora.mul %h, %inv : (tensor<1x4x8xf32>, tensor<1x4x1xf32>) -> tensor<1x4x8xf32>
+    %neg = vlora.neg %n : tensor<1x4x8xf32>
+    %y = vlora.exp %neg : tensor<1x4x8xf32>
+    return %y : tensor<1x4x8xf32>
+  }
+}
+// CHECK-LABEL: func.func @train_step
+// CHECK: %[[TWO:.*]] = vlora.constant dense<2.000000e+00>
+// CHECK: %[[H:.*]] = vlora.lora_matmul
+// CHECK: %[[RT:.*]] = vlora.sqrt
+// CHECK: %[[INV:.*]] = vlora.reciprocal %[[RT]]
+// CHECK: %[[Y:.*]] = vlora.exp
+// CHECK: %[[DY:.*]] = vlora.cross_entropy_grad
+// exp: dy * y; neg: -dy.
+// CHECK-NEXT: %[[DNEG:.*]] = vlora.mul %[[DY]], %[[Y]]
+// CHECK-NEXT: %[[DN:.*]] = vlora.neg %[[DNEG]]
+// mul with a broadcast operand: dh = dy * inv, dinv = Σ dy * h.
+// CHECK-NEXT: %[[DH1:.*]] = vlora.mul %[[DN]], %[[INV]]
+// CHECK-NEXT: %[[DNH:.*]] = vlora.mul %[[DN]], %[[H]]
+// CHECK-NEXT: %[[DINV:.*]] = vlora.reduce_sum %[[DNH]] axes [2] keepdims : (tensor<1x4x8xf32>) -> tensor<1x4x1xf32>
+// reciprocal: -dy * y^2.
+// CHECK-NEXT: %[[INV2:.*]] = vlora.mul %[[INV]], %[[INV]]
+// CHECK-NEXT: %[[T:.*]] = vlora.mul %[[DINV]], %[[INV2]]
+// CHECK-NEXT: %[[DRT:.*]] = vlora.neg %[[T]]
+// sqrt: dy * 0.5 / y; add: dy passes to the active side only.
+// CHECK-NEXT: %[[HALF:.*]] = vlora.constant dense<5.000000e-01>
+// CHECK-NEXT: %[[DRTH:.*]] = vlora.mul %[[DRT]], %[[HALF]]
+// CHECK-NEXT: %[[DMS:.*]] = vlora.div %[[DRTH]], %[[RT]]
+// reduce_mean: / 8, expanded back.
+// CHECK-NEXT: %[[EIGHTH:.*]] = vlora.constant dense<1.250000e-01>
+// CHECK-NEXT: %[[DMSS:.*]] = vlora.mul %[[DMS]], %[[EIGHTH]]
+// CHECK-NEXT: %[[DSQ:.*]] = vlora.expand %[[DMSS]] [1, 4, 8]
+// pow: dy * r * h^(r - 1); no gradient for the exponent.
+// CHECK-NEXT: %[[ONE:.*]] = vlora.constant dense<1.000000e+00>
+// CHECK-NEXT: %[[RM1:.*]] = vlora.sub %[[TWO]], %[[ONE]]
+// CHECK-NEXT: %[[P:.*]] = vlora.pow %[[H]], %[[RM1]]
+// CHECK-NEXT: %[[RP:.*]] = vlora.mul %[[TWO]], %[[P]]
+// CHECK-NEXT: %[[DH2:.*]] = vlora.mul %[[DSQ]], %[[RP]]
+// CHECK-NEXT: %[[DH:.*]] = vlora.add %[[DH1]], %[[DH2]]
+// CHECK-NEXT: vlora.lora_matmul_grad %[[DH]],
+// CHECK-NOT: -> tensor<f32>
+// CHECK: vlora.global_norm
