@@ -156,6 +156,16 @@ struct LowerVLoRAToVLRTPass
         buffers[it->second].end = numOps;
       }
     }
+    // An output that is a graph input, weight or constant (an identity
+    // graph, a constant folded by the importer) gets an arena buffer of its
+    // own, filled by a copy after the last op.
+    llvm::DenseMap<unsigned, int> outputCopy;
+    for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+      if (!isa<BlockArgument>(v) && bufferOf.count(v))
+        continue;
+      buffers.push_back({tensorBytes(v.getType()), numOps, numOps, -1});
+      outputCopy[i] = buffers.size() - 1;
+    }
 
     int64_t arenaBytes = planOffsets(buffers);
 
@@ -243,10 +253,29 @@ struct LowerVLoRAToVLRTPass
     }
     // Outputs; a weight, constant or input returned directly is copied into
     // the arena first so every output is an arena buffer of its own.
+    SmallVector<Value> outputBuffers;
+    for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+      Value buffer = map.lookup(v);
+      auto copy = outputCopy.find(i);
+      if (copy != outputCopy.end()) {
+        auto type = cast<RankedTensorType>(v.getType());
+        Value dst = vlrt::SliceOp::create(
+            builder, ret.getLoc(), bufferType(type),
+            builder.getI64IntegerAttr(buffers[copy->second].offset));
+        vlrt::KernelOp::create(
+            builder, ret.getLoc(), builder.getStringAttr("reshape"), ValueRange{buffer},
+            ValueRange{dst},
+            builder.getDictionaryAttr(builder.getNamedAttr(
+                "shape", builder.getDenseI64ArrayAttr(type.getShape()))));
+        ++numKernels;
+        buffer = dst;
+      }
+      outputBuffers.push_back(buffer);
+    }
     for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
       auto name = func.getResultAttrOfType<StringAttr>(i, VLoRADialect::kNameAttrName);
       std::string outputName = name ? name.str() : "output" + std::to_string(i);
-      Value buffer = map.lookup(v);
+      Value buffer = outputBuffers[i];
       if (!buffer.getDefiningOp<vlrt::SliceOp>()) {
         return ret.emitOpError("output '")
                << outputName

@@ -124,26 +124,32 @@ void unary(UnaryOp op, const TensorRef &in, const TensorRef &out) {
 
 
 bool supportsBinary(BinaryOp op, DType d) {
-  bool arithmetic =
-      d == DType::F32 || d == DType::F64 || d == DType::I64 || d == DType::I32;
   switch (op) {
   case BinaryOp::And:
   case BinaryOp::Or:
   case BinaryOp::Xor:
     return d == DType::Bool;
   case BinaryOp::Equal:
-    return arithmetic || d == DType::Bool;
+    return true;
   default:
-    return arithmetic;
+    return d != DType::Bool; // every float (16-bit through float) and integer
   }
 }
 
 namespace {
+/// Unsigned arithmetic of T's width without integer promotion to int (whose
+/// overflow is undefined): at least unsigned int.
+template <typename T>
+using WrapT = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned,
+                                 std::make_unsigned_t<T>>;
+
 template <typename T> T integerPow(T base, T exp) {
-  using U = std::make_unsigned_t<T>;
-  if (exp < 0)
-    return base == 1 ? T(1) : base == -1 ? (exp % 2 ? T(-1) : T(1)) : T(0);
-  U result = 1, b = static_cast<U>(base);
+  using W = WrapT<T>;
+  if constexpr (std::is_signed_v<T>) {
+    if (exp < 0)
+      return base == 1 ? T(1) : base == -1 ? (exp % 2 ? T(-1) : T(1)) : T(0);
+  }
+  W result = 1, b = static_cast<W>(base);
   for (T e = exp; e > 0; e >>= 1) {
     if (e & 1)
       result *= b;
@@ -154,17 +160,19 @@ template <typename T> T integerPow(T base, T exp) {
 
 template <typename T> T applyBinary(BinaryOp op, T a, T b) {
   if constexpr (std::is_integral_v<T>) {
-    using U = std::make_unsigned_t<T>;
+    using W = WrapT<T>;
     switch (op) {
-    case BinaryOp::Add: return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
-    case BinaryOp::Sub: return static_cast<T>(static_cast<U>(a) - static_cast<U>(b));
-    case BinaryOp::Mul: return static_cast<T>(static_cast<U>(a) * static_cast<U>(b));
+    case BinaryOp::Add: return static_cast<T>(static_cast<W>(a) + static_cast<W>(b));
+    case BinaryOp::Sub: return static_cast<T>(static_cast<W>(a) - static_cast<W>(b));
+    case BinaryOp::Mul: return static_cast<T>(static_cast<W>(a) * static_cast<W>(b));
     case BinaryOp::Div:
       if (b == 0)
         throw KernelError("integer division by zero");
-      if (b == -1)
-        return static_cast<T>(U(0) - static_cast<U>(a)); // MIN / -1 wraps
-      return a / b;
+      if constexpr (std::is_signed_v<T>) {
+        if (b == -1)
+          return static_cast<T>(W(0) - static_cast<W>(a)); // MIN / -1 wraps
+      }
+      return static_cast<T>(a / b);
     case BinaryOp::Pow: return integerPow(a, b);
     case BinaryOp::Max: return std::max(a, b);
     case BinaryOp::Min: return std::min(a, b);
@@ -233,14 +241,31 @@ void binary(BinaryOp op, const TensorRef &lhs, const TensorRef &rhs,
     });
     return;
   }
-  visitArithmetic(lhs.dtype, [&](auto tag) {
+  visitDType(lhs.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (isCompare(op))
+    if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+      // 16-bit floats: computed in float, rounded once to the result.
+      auto narrow = [](float v) {
+        if constexpr (std::is_same_v<T, Half>)
+          return toHalf(v);
+        else
+          return toBFloat16(v);
+      };
+      if (isCompare(op))
+        broadcastLoop<T, uint8_t>(lhs, rhs, out, [op](T a, T b) {
+          return applyCompare(op, toFloat(a), toFloat(b));
+        });
+      else
+        broadcastLoop<T, T>(lhs, rhs, out, [op, narrow](T a, T b) {
+          return narrow(applyBinary(op, toFloat(a), toFloat(b)));
+        });
+    } else if (isCompare(op)) {
       broadcastLoop<T, uint8_t>(lhs, rhs, out,
                                 [op](T a, T b) { return applyCompare(op, a, b); });
-    else
+    } else {
       broadcastLoop<T, T>(lhs, rhs, out,
                           [op](T a, T b) { return applyBinary(op, a, b); });
+    }
   });
 }
 

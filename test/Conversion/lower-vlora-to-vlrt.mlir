@@ -43,3 +43,30 @@ func.func @main(%x: tensor<2x8xf32> {vlora.name = "x"}) -> (tensor<2x1xi64> {vlo
   %y = vlora.add %r, %one : (tensor<2x1xi64>, tensor<i64>) -> tensor<2x1xi64>
   return %y : tensor<2x1xi64>
 }
+
+// -----
+
+// Outputs that are a graph input, a weight or a constant (identity graphs,
+// constants the importer folded) are copied into arena buffers of their own
+// after the last op; the input stays pinned, so the copies do not overlap it.
+// The arena: x (256 bytes), its copy (256) and two 64-byte aligned copies.
+// CHECK-LABEL: func.func @main() attributes {vlrt.arena_bytes = 640 : i64}
+// CHECK: %[[X:.*]] = vlrt.input "x" 0 : memref<4x16xf32>
+// CHECK: %[[W:.*]] = vlrt.weight "w"
+// CHECK: %[[K:.*]] = vlrt.constant dense<[1, 2]> : tensor<2xi64> : memref<2xi64>
+// CHECK: %[[CX:.*]] = vlrt.slice {{[0-9]+}} : memref<4x16xf32>
+// CHECK: vlrt.kernel "reshape" ins(%[[X]] : memref<4x16xf32>) outs(%[[CX]] : memref<4x16xf32>) params {shape = array<i64: 4, 16>}
+// CHECK: %[[CW:.*]] = vlrt.slice {{[0-9]+}} : memref<2x2xf32>
+// CHECK: vlrt.kernel "reshape" ins(%[[W]] : memref<2x2xf32>) outs(%[[CW]] : memref<2x2xf32>) params {shape = array<i64: 2, 2>}
+// CHECK: %[[CK:.*]] = vlrt.slice {{[0-9]+}} : memref<2xi64>
+// CHECK: vlrt.kernel "reshape" ins(%[[K]] : memref<2xi64>) outs(%[[CK]] : memref<2xi64>) params {shape = array<i64: 2>}
+// CHECK: vlrt.output "a" %[[CX]]
+// CHECK: vlrt.output "b" %[[CW]]
+// CHECK: vlrt.output "c" %[[CK]]
+func.func @main(%x: tensor<4x16xf32> {vlora.name = "x"})
+    -> (tensor<4x16xf32> {vlora.name = "a"}, tensor<2x2xf32> {vlora.name = "b"},
+        tensor<2xi64> {vlora.name = "c"}) {
+  %w = vlora.param "w" frozen initializer "m.onnx" [offset 0, length 16] : tensor<2x2xf32>
+  %k = vlora.constant dense<[1, 2]> : tensor<2xi64>
+  return %x, %w, %k : tensor<4x16xf32>, tensor<2x2xf32>, tensor<2xi64>
+}

@@ -266,6 +266,107 @@ TEST(CpuKernels, BinaryInteger) {
   EXPECT_THROW(cpu::binary(BinaryOp::Div, i32a.ref(), i32b.ref(), i32y.ref()), KernelError);
 }
 
+TEST(CpuKernels, BinarySmallIntegers) {
+  // i8, i16 and u8 wrap like the wider integers; no promotion to int leaks.
+  Buf a8 = filled(DType::I8, {4}, {100, -100, 7, -128}),
+      b8 = filled(DType::I8, {4}, {100, 100, -2, -1});
+  Buf y8(DType::I8, {4});
+  cpu::binary(BinaryOp::Add, a8.ref(), b8.ref(), y8.ref());
+  EXPECT_TRUE(near(y8, {-56, 0, 5, 127}, 0, 0));
+  cpu::binary(BinaryOp::Div, a8.ref(), b8.ref(), y8.ref());
+  EXPECT_TRUE(near(y8, {1, -1, -3, -128}, 0, 0)); // -128 / -1 wraps
+  cpu::binary(BinaryOp::Max, a8.ref(), b8.ref(), y8.ref());
+  EXPECT_TRUE(near(y8, {100, 100, 7, -1}, 0, 0));
+  Buf a16 = filled(DType::I16, {3}, {-30000, 300, 2}),
+      b16 = filled(DType::I16, {3}, {-30000, 300, 15});
+  Buf y16(DType::I16, {3});
+  cpu::binary(BinaryOp::Mul, a16.ref(), b16.ref(), y16.ref());
+  EXPECT_TRUE(near(y16, {-5888, 24464, 30}, 0, 0)); // mod 2^16
+  cpu::binary(BinaryOp::Min, a16.ref(), b16.ref(), y16.ref());
+  EXPECT_TRUE(near(y16, {-30000, 300, 2}, 0, 0));
+  cpu::binary(BinaryOp::Pow, a16.ref(), filled(DType::I16, {1}, {2}).ref(), y16.ref());
+  EXPECT_TRUE(near(y16, {-5888, 24464, 4}, 0, 0));
+  Buf au = filled(DType::U8, {4}, {250, 3, 200, 9}), bu = filled(DType::U8, {4}, {10, 5, 2, 4});
+  Buf yu(DType::U8, {4});
+  cpu::binary(BinaryOp::Add, au.ref(), bu.ref(), yu.ref());
+  EXPECT_TRUE(near(yu, {4, 8, 202, 13}, 0, 0));
+  cpu::binary(BinaryOp::Sub, au.ref(), bu.ref(), yu.ref());
+  EXPECT_TRUE(near(yu, {240, 254, 198, 5}, 0, 0));
+  cpu::binary(BinaryOp::Mul, au.ref(), bu.ref(), yu.ref());
+  EXPECT_TRUE(near(yu, {196, 15, 144, 36}, 0, 0));
+  cpu::binary(BinaryOp::Div, au.ref(), bu.ref(), yu.ref());
+  EXPECT_TRUE(near(yu, {25, 0, 100, 2}, 0, 0));
+  cpu::binary(BinaryOp::Max, au.ref(), bu.ref(), yu.ref());
+  EXPECT_TRUE(near(yu, {250, 5, 200, 9}, 0, 0));
+  Buf yb(DType::Bool, {4});
+  cpu::binary(BinaryOp::Greater, au.ref(), bu.ref(), yb.ref());
+  EXPECT_TRUE(near(yb, {1, 0, 1, 1}, 0, 0)); // unsigned comparison
+  for (DType d : {DType::I8, DType::I16, DType::U8, DType::F16, DType::BF16})
+    for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
+                        BinaryOp::Pow, BinaryOp::Max, BinaryOp::Min, BinaryOp::Less})
+      EXPECT_TRUE(cpu::supportsBinary(op, d)) << dtypeName(d);
+  EXPECT_FALSE(cpu::supportsBinary(BinaryOp::Add, DType::Bool));
+}
+
+TEST(CpuKernels, Binary16BitFloats) {
+  // Computed in float, rounded once: compare through casts to f32.
+  for (DType d : {DType::F16, DType::BF16}) {
+    SCOPED_TRACE(dtypeName(d));
+    Buf a = filled(DType::F32, {2, 3}, {1.5, -2, 0.25, 3, NAN, -0.5}),
+        b = filled(DType::F32, {3}, {0.5, -4, 1});
+    Buf ah(d, {2, 3}), bh(d, {3}), yh(d, {2, 3}), y(DType::F32, {2, 3});
+    cpu::cast(a.ref(), ah.ref());
+    cpu::cast(b.ref(), bh.ref());
+    cpu::binary(BinaryOp::Max, ah.ref(), bh.ref(), yh.ref());
+    cpu::cast(yh.ref(), y.ref());
+    EXPECT_TRUE(near(y, {1.5, -2, 1, 3, NAN, 1}, 0, 0));
+    cpu::binary(BinaryOp::Min, ah.ref(), bh.ref(), yh.ref());
+    cpu::cast(yh.ref(), y.ref());
+    EXPECT_TRUE(near(y, {0.5, -4, 0.25, 0.5, NAN, -0.5}, 0, 0));
+    cpu::binary(BinaryOp::Mul, ah.ref(), bh.ref(), yh.ref());
+    cpu::cast(yh.ref(), y.ref());
+    EXPECT_TRUE(near(y, {0.75, 8, 0.25, 1.5, NAN, -0.5}, 0, 0));
+    Buf yb(DType::Bool, {2, 3});
+    cpu::binary(BinaryOp::Less, ah.ref(), bh.ref(), yb.ref());
+    EXPECT_TRUE(near(yb, {0, 0, 1, 0, 0, 1}, 0, 0));
+  }
+}
+
+TEST(CpuKernels, BinaryInPlaceOverEitherOperand) {
+  // The lowering may give an elementwise op's output the buffer of either
+  // same-typed operand while the other one broadcasts: each element must be
+  // read before it is written, whichever side the output aliases.
+  for (BinaryOp op : {BinaryOp::Sub, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Max}) {
+    SCOPED_TRACE(static_cast<int>(op));
+    Shape same = {3, 4}, row = {1, 4};
+    for (bool aliasRhs : {false, true}) {
+      SCOPED_TRACE(aliasRhs ? "output over rhs" : "output over lhs");
+      Buf big = random(DType::F32, same, 0.5, 2), bcast = random(DType::F32, row, 0.5, 2);
+      Buf original = big;
+      std::vector<double> want;
+      for (int64_t i = 0; i < 12; ++i) {
+        double x = original.get(i), r = bcast.get(i % 4);
+        want.push_back(aliasRhs ? refBinary(op, r, x) : refBinary(op, x, r));
+      }
+      if (aliasRhs)
+        cpu::binary(op, bcast.ref(), big.ref(), big.ref());
+      else
+        cpu::binary(op, big.ref(), bcast.ref(), big.ref());
+      EXPECT_TRUE(near(big, want, 1e-6, 1e-6));
+    }
+    // Both operands the same buffer as the output (x op x).
+    Buf x = random(DType::I32, {5}, 1, 9), copy = x;
+    std::vector<double> want;
+    for (int64_t i = 0; i < 5; ++i)
+      want.push_back(op == BinaryOp::Div ? 1
+                     : op == BinaryOp::Sub ? 0
+                     : op == BinaryOp::Max ? copy.get(i)
+                                           : std::pow(copy.get(i), copy.get(i)));
+    cpu::binary(op, x.ref(), x.ref(), x.ref());
+    EXPECT_TRUE(near(x, want, 0, 0));
+  }
+}
+
 TEST(CpuKernels, LogicalAndBoolEqual) {
   Buf a = filled(DType::Bool, {4}, {0, 0, 1, 1}), b = filled(DType::Bool, {4}, {0, 1, 0, 1});
   Buf y(DType::Bool, {4});

@@ -100,6 +100,7 @@ private:
   FailureOr<SmallVector<Type>> importInputs();
   LogicalResult checkSupportedOps();
   FailureOr<std::vector<int>> orderNodes();
+  LogicalResult checkRuntimeTypes(func::FuncOp func);
   Location nodeLoc(int index) const;
 
   int64_t opset = 0;
@@ -600,9 +601,45 @@ OwningOpRef<ModuleOp> GraphImporter::run() {
   for (auto [i, out] : llvm::enumerate(graph.output()))
     func.setResultAttr(i, VLoRADialect::kNameAttrName,
                        builder.getStringAttr(out.name()));
+  if (failed(checkRuntimeTypes(func)))
+    return nullptr;
   if (failed(verify(*module)))
     return nullptr;
   return module;
+}
+
+/// The runtime has no uint16, uint32 or uint64 tensors (they would run as
+/// the signed type of the same width: wrong comparisons, division, max/min
+/// and casts), so a program that keeps such a tensor is refused here.
+/// Values the importer folds on the host are not affected.
+LogicalResult GraphImporter::checkRuntimeTypes(func::FuncOp func) {
+  auto unsupported = [](Type type) -> int32_t {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    auto element = tensor ? dyn_cast<IntegerType>(tensor.getElementType()) : nullptr;
+    if (!element || !element.isUnsigned() || element.getWidth() == 8)
+      return 0;
+    return dataTypeFor(element);
+  };
+  for (BlockArgument arg : func.getArguments())
+    if (int32_t dtype = unsupported(arg.getType()))
+      return emitError(arg.getLoc())
+             << "graph input '" << argNames[arg.getArgNumber()]
+             << "' has data type " << dataTypeName(dtype)
+             << ", which is not supported (no uint16, uint32 or uint64 "
+                "tensors at run time)";
+  WalkResult result = func.walk([&](Operation *op) {
+    for (Value v : op->getResults())
+      if (int32_t dtype = unsupported(v.getType())) {
+        emitError(op->getLoc())
+            << "'" << op->getName() << "' yields a tensor of data type "
+            << dataTypeName(dtype)
+            << ", which is not supported (no uint16, uint32 or uint64 "
+               "tensors at run time)";
+        return WalkResult::interrupt();
+      }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
 }
 
 OwningOpRef<ModuleOp> vlora::importONNXModel(MLIRContext &context,
