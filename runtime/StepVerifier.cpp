@@ -9,6 +9,7 @@
 
 #include "runtime/PlanTypes.h"
 #include "runtime/Program.h"
+#include "vlora/kernels/Cpu.h"
 #include "plan.pb.h"
 
 #include <algorithm>
@@ -120,17 +121,9 @@ int64_t normaliseAxis(int64_t axis, int64_t rank, const char *attr = "axis") {
   return axis < 0 ? axis + rank : axis;
 }
 
+/// The NumPy broadcast rule, shared with the kernels that apply it.
 std::optional<Shape> broadcast(const Shape &a, const Shape &b) {
-  size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      return std::nullopt;
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
+  return kernels::cpu::broadcastShapes(a, b);
 }
 } // namespace
 
