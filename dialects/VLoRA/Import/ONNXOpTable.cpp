@@ -161,6 +161,17 @@ LogicalResult emitReshape(NodeContext &n, ArrayRef<int64_t> shape) {
   return success();
 }
 
+/// Builds OpTy on `operands` and makes it the node's output 0.
+template <typename OpTy>
+LogicalResult emitResult(NodeContext &n, ValueRange operands,
+                         ArrayRef<NamedAttribute> attrs = {}) {
+  auto r = n.create<OpTy>(operands, attrs);
+  if (failed(r))
+    return failure();
+  n.setOutput(0, *r);
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Constants and shapes
 //===----------------------------------------------------------------------===//
@@ -259,11 +270,7 @@ LogicalResult importConstantOfShape(NodeContext &n) {
   }
   // Too large to evaluate: a splat constant is still tiny in the IR.
   Value scalar = n.scalar(elementTypeFor(n.getContext(), fill.dtype), fill.getDouble(0));
-  auto r = n.create<ExpandOp>(scalar, {n.namedI64Array("shape", shape)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<ExpandOp>(n, scalar, {n.namedI64Array("shape", shape)});
 }
 
 LogicalResult importRange(NodeContext &n) {
@@ -311,11 +318,7 @@ LogicalResult emitCast(NodeContext &n, int32_t to) {
     n.setOutput(0, *v);
     return success();
   }
-  auto r = n.create<CastOp>(*v, {n.namedType("to", element)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<CastOp>(n, *v, {n.namedType("to", element)});
 }
 
 LogicalResult importCast(NodeContext &n) {
@@ -405,11 +408,7 @@ LogicalResult emitBinary(NodeContext &n, const FloatFn &f, const IntFn &i,
   auto lhs = n.input(0), rhs = n.input(1);
   if (failed(lhs) || failed(rhs))
     return failure();
-  auto r = n.create<OpTy>(ValueRange{*lhs, *rhs});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<OpTy>(n, ValueRange{*lhs, *rhs});
 }
 
 LogicalResult importAdd(NodeContext &n) {
@@ -494,11 +493,7 @@ LogicalResult importPow(NodeContext &n) {
       exponent = *c2;
     }
   }
-  auto r = n.create<PowOp>(ValueRange{*base, exponent});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<PowOp>(n, ValueRange{*base, exponent});
 }
 
 /// Max and Min are variadic in ONNX: a chain of binary ops.
@@ -558,11 +553,7 @@ LogicalResult emitUnary(NodeContext &n,
   auto v = n.input(0);
   if (failed(v))
     return failure();
-  auto r = n.create<OpTy>(*v);
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<OpTy>(n, *v);
 }
 
 LogicalResult importNeg(NodeContext &n) {
@@ -607,13 +598,9 @@ LogicalResult importGelu(NodeContext &n) {
   auto v = n.input(0);
   if (failed(v))
     return failure();
-  auto r = n.create<GeluOp>(
+  return emitResult<GeluOp>(n,
       *v, {n.builder().getNamedAttr(
               "approximate", GeluApproximationAttr::get(n.getContext(), mode))});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
 }
 
 LogicalResult importClip(NodeContext &n) {
@@ -672,11 +659,7 @@ LogicalResult importWhere(NodeContext &n) {
   auto cond = n.input(0), lhs = n.input(1), rhs = n.input(2);
   if (failed(cond) || failed(lhs) || failed(rhs))
     return failure();
-  auto r = n.create<WhereOp>(ValueRange{*cond, *lhs, *rhs});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<WhereOp>(n, ValueRange{*cond, *lhs, *rhs});
 }
 
 //===----------------------------------------------------------------------===//
@@ -811,14 +794,10 @@ LogicalResult importConv(NodeContext &n) {
       return failure();
     operands.push_back(*b);
   }
-  auto r = n.create<ConvOp>(operands, {n.namedI64Array("strides", strides),
+  return emitResult<ConvOp>(n, operands, {n.namedI64Array("strides", strides),
                                        n.namedI64Array("pads", pads),
                                        n.namedI64Array("dilations", dilations),
                                        n.namedI64("group", n.attrInt("group", 1))});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -954,14 +933,10 @@ LogicalResult importRMSNormalization(NodeContext &n) {
   auto axis = normaliseAxis(n, n.attrInt("axis", -1), rank);
   if (failed(axis))
     return failure();
-  auto r = n.create<RmsNormOp>(
+  return emitResult<RmsNormOp>(n,
       ValueRange{*x, *scale},
       {n.namedI64("axis", *axis),
        n.namedF64("epsilon", n.attrFloat("epsilon", 1e-5f))});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
 }
 
 /// Reduce ops: `axes` is an attribute before `axesInputSince`, an input after.
@@ -1029,11 +1004,7 @@ LogicalResult emitReduce(NodeContext &n, int axesInputSince,
   SmallVector<NamedAttribute> attrs{n.namedI64Array("axes", *normalised)};
   if (keepdims)
     attrs.push_back(n.namedUnit("keepdims"));
-  auto r = n.create<OpTy>(*x, attrs);
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<OpTy>(n, *x, attrs);
 }
 
 LogicalResult importReduceSum(NodeContext &n) {
@@ -1067,11 +1038,7 @@ LogicalResult importArgMax(NodeContext &n) {
     attrs.push_back(n.namedUnit("keepdims"));
   if (n.attrInt("select_last_index", 0))
     attrs.push_back(n.namedUnit("select_last"));
-  auto r = n.create<ArgMaxOp>(*x, attrs);
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<ArgMaxOp>(n, *x, attrs);
 }
 
 LogicalResult importCumSum(NodeContext &n) {
@@ -1088,11 +1055,7 @@ LogicalResult importCumSum(NodeContext &n) {
     attrs.push_back(n.namedUnit("exclusive"));
   if (n.attrInt("reverse", 0))
     attrs.push_back(n.namedUnit("reverse"));
-  auto r = n.create<CumsumOp>(*x, attrs);
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<CumsumOp>(n, *x, attrs);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1267,11 +1230,7 @@ LogicalResult importTranspose(NodeContext &n) {
   auto x = n.input(0);
   if (failed(x))
     return failure();
-  auto r = n.create<TransposeOp>(*x, {n.namedI64Array("perm", perm)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<TransposeOp>(n, *x, {n.namedI64Array("perm", perm)});
 }
 
 /// Normalised per-dimension slice bounds, as ONNX Slice clamps them.
@@ -1413,13 +1372,9 @@ LogicalResult importSlice(NodeContext &n) {
     n.setOutput(0, *x);
     return success();
   }
-  auto r = n.create<SliceOp>(*x, {n.namedI64Array("starts", bounds->starts),
+  return emitResult<SliceOp>(n, *x, {n.namedI64Array("starts", bounds->starts),
                                   n.namedI64Array("limits", bounds->limits),
                                   n.namedI64Array("strides", bounds->strides)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
 }
 
 LogicalResult importConcat(NodeContext &n) {
@@ -1484,11 +1439,7 @@ LogicalResult importConcat(NodeContext &n) {
     n.setOutput(0, inputs.front());
     return success();
   }
-  auto r = n.create<ConcatOp>(inputs, {n.namedI64("axis", *axis)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<ConcatOp>(n, inputs, {n.namedI64("axis", *axis)});
 }
 
 LogicalResult importSplit(NodeContext &n) {
@@ -1612,11 +1563,7 @@ LogicalResult importGather(NodeContext &n) {
       return failure();
     idx = *v;
   }
-  auto r = n.create<GatherOp>(ValueRange{*d, idx}, {n.namedI64("axis", *axis)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<GatherOp>(n, ValueRange{*d, idx}, {n.namedI64("axis", *axis)});
 }
 
 LogicalResult importGatherElements(NodeContext &n) {
@@ -1627,12 +1574,8 @@ LogicalResult importGatherElements(NodeContext &n) {
                             cast<RankedTensorType>(d->getType()).getRank());
   if (failed(axis))
     return failure();
-  auto r = n.create<GatherElementsOp>(ValueRange{*d, *idx},
+  return emitResult<GatherElementsOp>(n, ValueRange{*d, *idx},
                                       {n.namedI64("axis", *axis)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
 }
 
 LogicalResult importGatherND(NodeContext &n) {
@@ -1641,11 +1584,7 @@ LogicalResult importGatherND(NodeContext &n) {
   auto d = n.input(0), idx = n.input(1);
   if (failed(d) || failed(idx))
     return failure();
-  auto r = n.create<GatherNDOp>(ValueRange{*d, *idx});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<GatherNDOp>(n, ValueRange{*d, *idx});
 }
 
 LogicalResult importScatterND(NodeContext &n) {
@@ -1673,11 +1612,7 @@ LogicalResult importScatterND(NodeContext &n) {
   auto data = n.input(0), idx = n.input(1), upd = n.input(2);
   if (failed(data) || failed(idx) || failed(upd))
     return failure();
-  auto r = n.create<ScatterNDOp>(ValueRange{*data, *idx, *upd});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<ScatterNDOp>(n, ValueRange{*data, *idx, *upd});
 }
 
 LogicalResult importNonZero(NodeContext &n) {
@@ -1745,11 +1680,7 @@ LogicalResult importExpand(NodeContext &n) {
     n.setOutput(0, *x);
     return success();
   }
-  auto r = n.create<ExpandOp>(*x, {n.namedI64Array("shape", target)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<ExpandOp>(n, *x, {n.namedI64Array("shape", target)});
 }
 
 LogicalResult importTile(NodeContext &n) {
@@ -1831,12 +1762,8 @@ LogicalResult importPad(NodeContext &n) {
   auto x = n.input(0);
   if (failed(x))
     return failure();
-  auto r = n.create<PadOp>(*x, {n.namedI64Array("pads", pads),
+  return emitResult<PadOp>(n, *x, {n.namedI64Array("pads", pads),
                                 n.namedF64("value", value)});
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
 }
 
 LogicalResult importTrilu(NodeContext &n) {
@@ -1853,11 +1780,7 @@ LogicalResult importTrilu(NodeContext &n) {
   SmallVector<NamedAttribute> attrs{n.namedI64("k", k)};
   if (n.attrInt("upper", 1))
     attrs.push_back(n.namedUnit("upper"));
-  auto r = n.create<TriluOp>(*x, attrs);
-  if (failed(r))
-    return failure();
-  n.setOutput(0, *r);
-  return success();
+  return emitResult<TriluOp>(n, *x, attrs);
 }
 
 constexpr int kMax = kMaxOpset;
