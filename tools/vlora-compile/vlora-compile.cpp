@@ -137,27 +137,7 @@ struct TensorRandom {
 };
 
 std::string dtypeName(Type t) {
-  if (t.isF32())
-    return "F32";
-  if (t.isF64())
-    return "F64";
-  if (t.isF16())
-    return "F16";
-  if (t.isBF16())
-    return "BF16";
-  if (t.isInteger(1))
-    return "BOOL";
-  if (t.isUnsignedInteger(8))
-    return "U8";
-  if (t.isInteger(8))
-    return "I8";
-  if (t.isInteger(16))
-    return "I16";
-  if (t.isInteger(32))
-    return "I32";
-  if (t.isInteger(64))
-    return "I64";
-  return "?";
+  return vlora::plan::DType_Name(vlora::vlrt::getPlanDType(t));
 }
 
 llvm::json::Array shapeJson(ArrayRef<int64_t> shape) {

@@ -19,7 +19,7 @@ using namespace mlir;
 using namespace vlora;
 using namespace vlora::vlrt;
 
-static plan::DType dtypeOf(Type t) {
+plan::DType vlora::vlrt::getPlanDType(Type t) {
   if (t.isF32())
     return plan::F32;
   if (t.isF64())
@@ -44,7 +44,7 @@ static plan::DType dtypeOf(Type t) {
 }
 
 static void setType(plan::TensorType *out, MemRefType type) {
-  out->set_dtype(dtypeOf(type.getElementType()));
+  out->set_dtype(getPlanDType(type.getElementType()));
   for (int64_t d : type.getShape())
     out->add_shape(d);
 }

@@ -8,11 +8,13 @@
 
 #include <string>
 
-namespace vlora::plan {
-class Plan;
-} // namespace vlora::plan
+#include "plan.pb.h"
 
 namespace vlora::vlrt {
+
+/// The plan dtype of an MLIR element type (DTYPE_INVALID when it has none).
+/// Its name (F32, BF16, I64, BOOL, ...) is also the safetensors dtype name.
+vlora::plan::DType getPlanDType(mlir::Type elementType);
 
 /// Serialises the vlrt program of `module` (one function with
 /// `vlrt.arena_bytes`) into `plan`; reports problems as diagnostics.
