@@ -117,9 +117,11 @@ struct LowerVLoRAToVLRTPass
       if (auto reshape = dyn_cast<ReshapeOp>(op)) {
         auto it = bufferOf.find(reshape.getInput());
         if (it != bufferOf.end()) {
-          // Same bytes, new shape: an alias, no copy.
-          bufferOf[reshape.getResult()] = it->second;
-          Buffer &b = buffers[it->second];
+          // Same bytes, new shape: an alias, no copy. (Copy the id first:
+          // inserting into the map may move its entries.)
+          int id = it->second;
+          bufferOf[reshape.getResult()] = id;
+          Buffer &b = buffers[id];
           b.end = std::max(b.end, lastUse.lookup(reshape.getResult()));
           ++numAliases;
           continue;
