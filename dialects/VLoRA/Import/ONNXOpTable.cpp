@@ -1602,12 +1602,8 @@ LogicalResult importScatterND(NodeContext &n) {
     auto data = n.input(0);
     if (failed(data))
       return failure();
-    auto r = n.create<MaskedScatterOp>(
-        ValueRange{*data, indices->mask, updates->source});
-    if (failed(r))
-      return failure();
-    n.setOutput(0, *r);
-    return success();
+    return emitResult<MaskedScatterOp>(
+        n, ValueRange{*data, indices->mask, updates->source});
   }
   auto data = n.input(0), idx = n.input(1), upd = n.input(2);
   if (failed(data) || failed(idx) || failed(upd))
