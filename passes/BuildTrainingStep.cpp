@@ -4,8 +4,9 @@
 // --vlora-build-training-step: clones the forward @main into @train_step,
 // turns the trainable parameters into arguments, adds the causal-LM loss,
 // differentiates the active ops in reverse program order through
-// VLoRAGradientOpInterface, clips by the global norm and applies AdamW. See
-// Passes.td for the signature and docs/design.md for the rationale.
+// VLoRAGradientOpInterface and accumulates the adapters' gradients; adds
+// @optimizer_step (global norm, clipping, AdamW). See Passes.td for the
+// signatures and docs/training.md for the runtime contract.
 //
 //===----------------------------------------------------------------------===//
 
@@ -99,14 +100,6 @@ LogicalResult BuildTrainingStepPass::checkOptions(Location loc) {
   if (optimizer != "adamw")
     return emitError(loc) << kPassFlag << ": optimizer must be 'adamw', got '"
                           << optimizer << "'";
-  if (!(maxGradNorm >= 0))
-    return emitError(loc) << kPassFlag
-                          << ": max-grad-norm must be non-negative, got "
-                          << maxGradNorm;
-  if (!(weightDecay >= 0))
-    return emitError(loc) << kPassFlag
-                          << ": weight-decay must be non-negative, got "
-                          << weightDecay;
   if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
     return emitError(loc) << kPassFlag
                           << ": beta1 and beta2 must be in [0, 1), got "
@@ -189,10 +182,11 @@ void BuildTrainingStepPass::runOnOperation() {
                    << ": the module has no forward func.func @main";
     return signalPassFailure();
   }
-  if (module.lookupSymbol("train_step")) {
-    emitError(loc) << kPassFlag << ": the module already has @train_step";
-    return signalPassFailure();
-  }
+  for (StringRef name : {"train_step", "optimizer_step"})
+    if (module.lookupSymbol(name)) {
+      emitError(loc) << kPassFlag << ": the module already has @" << name;
+      return signalPassFailure();
+    }
   FunctionType mainType = main.getFunctionType();
   auto logitsType = mainType.getNumResults() == 1
                         ? dyn_cast<RankedTensorType>(mainType.getResult(0))
@@ -204,6 +198,18 @@ void BuildTrainingStepPass::runOnOperation() {
                         "[batch, sequence, vocab]";
     return signalPassFailure();
   }
+  for (StringRef reserved :
+       {"labels", "loss_scale", "dropout_rng", "lr", "step", "max_grad_norm",
+        "weight_decay", "loss", "grad_norm"})
+    for (unsigned i = 0; i < main.getNumArguments(); ++i)
+      if (auto name = main.getArgAttrOfType<StringAttr>(
+              i, VLoRADialect::kNameAttrName);
+          name && name.getValue() == reserved) {
+        main.emitError() << kPassFlag << ": @main has an input named '"
+                         << reserved
+                         << "', a name the training step reserves";
+        return signalPassFailure();
+      }
 
   // Clone the forward into @train_step and make the adapters arguments.
   auto step = cast<func::FuncOp>(main->clone());
@@ -234,9 +240,13 @@ void BuildTrainingStepPass::runOnOperation() {
       return signalPassFailure();
     }
   numAdapters = trainable.size();
+  bool withDropout = llvm::any_of(body.getOps<LoRAMatmulOp>(), [](auto op) {
+    return op.getDropout().convertToDouble() > 0;
+  });
 
   Type i64 = b.getI64Type(), f32 = b.getF32Type();
   auto scalarF32 = RankedTensorType::get({}, f32);
+  auto scalarI64 = RankedTensorType::get({}, i64);
   auto labelsType =
       RankedTensorType::get(logitsType.getShape().drop_back(), i64);
   unsigned nextArg = step.getNumArguments();
@@ -246,28 +256,40 @@ void BuildTrainingStepPass::runOnOperation() {
     return step.getArgument(nextArg++);
   };
   Value labels = addArg(labelsType, "labels", loc);
-  Value lr = addArg(scalarF32, "lr", loc);
-  Value stepCount = addArg(RankedTensorType::get({}, i64), "step", loc);
-  SmallVector<Value> adapters, expAvg, expAvgSq;
+  Value lossScale = addArg(scalarF32, "loss_scale", loc);
+  Value rng;
+  if (withDropout)
+    rng = addArg(RankedTensorType::get({2}, i64), "dropout_rng", loc);
+  SmallVector<Value> adapters, accumulators;
   SmallVector<std::string> names;
+  SmallVector<Type> adapterTypes;
+  SmallVector<Location> adapterLocs;
   for (ParamOp param : trainable) {
     names.push_back(param.getName().str());
+    adapterTypes.push_back(param.getType());
+    adapterLocs.push_back(param.getLoc());
     Value arg = addArg(param.getType(), param.getName(), param.getLoc());
     param.getResult().replaceAllUsesWith(arg);
     adapters.push_back(arg);
   }
   for (auto [param, name] : llvm::zip(trainable, names))
-    expAvg.push_back(
-        addArg(param.getType(), name + ".exp_avg", param.getLoc()));
-  for (auto [param, name] : llvm::zip(trainable, names))
-    expAvgSq.push_back(
-        addArg(param.getType(), name + ".exp_avg_sq", param.getLoc()));
+    accumulators.push_back(
+        addArg(param.getType(), name + ".grad", param.getLoc()));
   for (ParamOp param : trainable)
     param.erase();
-  if (llvm::any_of(adapters, [](Value v) { return !v; }) || !labels || !lr ||
-      !stepCount) {
+  if (llvm::any_of(adapters, [](Value v) { return !v; }) || !labels ||
+      !lossScale || (withDropout && !rng)) {
     step.emitError() << kPassFlag << ": could not add the arguments";
     return signalPassFailure();
+  }
+  // Training draws LoRA dropout: every adapted matmul gets the step's rng
+  // and its own stream (its index among the adapted matmuls).
+  if (withDropout) {
+    int64_t stream = 0;
+    for (auto op : body.getOps<LoRAMatmulOp>()) {
+      op.getRngMutable().assign(rng);
+      op.setStreamAttr(b.getI64IntegerAttr(stream++));
+    }
   }
 
   auto ret = cast<func::ReturnOp>(body.getTerminator());
@@ -277,20 +299,17 @@ void BuildTrainingStepPass::runOnOperation() {
     forwardOps.push_back(&op);
   DenseSet<Value> active = activeValues(body, adapters, logits);
 
-  // Loss and the seed of the reverse sweep.
+  // Loss and the seed of the reverse sweep: d(loss_scale * loss).
   b.setInsertionPoint(ret);
   Location lossLoc = NameLoc::get(b.getStringAttr("loss"), ret.getLoc());
   IntegerAttr ignore = b.getI64IntegerAttr(ignoreIndex);
   Value lossValue =
       CrossEntropyOp::create(b, lossLoc, logits, labels, ignore).getResult();
   DenseMap<Value, Value> adjoints;
-  if (active.contains(logits)) {
-    Value one = ConstantOp::create(
-        b, lossLoc, DenseElementsAttr::get(scalarF32, b.getF32FloatAttr(1.0)));
+  if (active.contains(logits))
     adjoints[logits] =
-        CrossEntropyGradOp::create(b, lossLoc, one, logits, labels, ignore)
+        CrossEntropyGradOp::create(b, lossLoc, lossScale, logits, labels, ignore)
             .getResult();
-  }
   if (failed(reverseSweep(forwardOps, active, adjoints, b)))
     return signalPassFailure();
 
@@ -304,58 +323,23 @@ void BuildTrainingStepPass::runOnOperation() {
     }
   }
 
-  // Gradients (zero for an adapter that does not reach the loss), global
-  // norm, clipping coefficient, AdamW.
-  SmallVector<Value> grads;
-  for (Value adapter : adapters) {
+  // Accumulate: an adapter that does not reach the loss keeps its
+  // accumulator unchanged.
+  Location accLoc = NameLoc::get(b.getStringAttr("accumulate"), ret.getLoc());
+  SmallVector<Value> results{lossValue};
+  for (auto [adapter, acc] : llvm::zip(adapters, accumulators)) {
     Value grad = adjoints.lookup(adapter);
-    if (!grad)
-      grad = ConstantOp::create(
-          b, loc,
-          DenseElementsAttr::get(
-              cast<ShapedType>(adapter.getType()),
-              b.getFloatAttr(getElementTypeOrSelf(adapter), 0.0)));
-    grads.push_back(grad);
+    results.push_back(grad ? AddOp::create(b, accLoc, acc, grad).getResult()
+                           : acc);
   }
-  Location optLoc = NameLoc::get(b.getStringAttr("optimizer"), ret.getLoc());
-  Value norm = GlobalNormOp::create(b, optLoc, scalarF32, grads).getResult();
-  Value gradScale;
-  if (maxGradNorm > 0) {
-    auto scalar = [&](double v) {
-      return ConstantOp::create(
-          b, optLoc, DenseElementsAttr::get(scalarF32, b.getF32FloatAttr(v)));
-    };
-    // torch.nn.utils.clip_grad_norm_: min(1, max_norm / (norm + 1e-6)).
-    Value denom = AddOp::create(b, optLoc, norm, scalar(1e-6));
-    Value coef = DivOp::create(b, optLoc, scalar(maxGradNorm), denom);
-    gradScale = MinOp::create(b, optLoc, coef, scalar(1.0));
-  }
-  SmallVector<Value> results{lossValue, norm};
-  SmallVector<Value> newParams, newM, newV;
-  for (auto [p, g, m, v] : llvm::zip(adapters, grads, expAvg, expAvgSq)) {
-    auto update = AdamWUpdateOp::create(
-        b, optLoc, p, g, m, v, lr, stepCount, gradScale,
-        b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
-        b.getF64FloatAttr(eps), b.getF64FloatAttr(weightDecay));
-    newParams.push_back(update.getNewParam());
-    newM.push_back(update.getNewExpAvg());
-    newV.push_back(update.getNewExpAvgSq());
-  }
-  llvm::append_range(results, newParams);
-  llvm::append_range(results, newM);
-  llvm::append_range(results, newV);
   func::ReturnOp::create(b, ret.getLoc(), results);
   ret.erase();
-
   SmallVector<Type> resultTypes;
-  SmallVector<Attribute> resultAttrs;
+  SmallVector<Attribute> resultAttrs{nameAttr("loss")};
   for (Value r : results)
     resultTypes.push_back(r.getType());
-  resultAttrs.push_back(nameAttr("loss"));
-  resultAttrs.push_back(nameAttr("grad_norm"));
-  for (StringRef suffix : {"", ".exp_avg", ".exp_avg_sq"})
-    for (const std::string &name : names)
-      resultAttrs.push_back(nameAttr(name + suffix.str()));
+  for (const std::string &name : names)
+    resultAttrs.push_back(nameAttr(name + ".grad"));
   step.setType(FunctionType::get(ctx, step.getArgumentTypes(), resultTypes));
   step.setAllResultAttrs(resultAttrs);
 
@@ -363,6 +347,72 @@ void BuildTrainingStepPass::runOnOperation() {
   for (Operation &op : llvm::make_early_inc_range(llvm::reverse(body)))
     if (isOpTriviallyDead(&op))
       op.erase();
+
+  // @optimizer_step: global norm, clipping coefficient, AdamW.
+  Location optLoc = NameLoc::get(b.getStringAttr("optimizer"), loc);
+  SmallVector<Type> argTypes;
+  SmallVector<Attribute> argAttrs;
+  SmallVector<Location> argLocs;
+  auto addOptArg = [&](Type type, StringRef name, Location argLoc) {
+    argTypes.push_back(type);
+    argAttrs.push_back(nameAttr(name));
+    argLocs.push_back(argLoc);
+  };
+  for (StringRef suffix : {"", ".grad", ".exp_avg", ".exp_avg_sq"})
+    for (auto [name, type, argLoc] : llvm::zip(names, adapterTypes, adapterLocs))
+      addOptArg(type, name + suffix.str(), argLoc);
+  addOptArg(scalarF32, "lr", loc);
+  addOptArg(scalarI64, "step", loc);
+  addOptArg(scalarF32, "max_grad_norm", loc);
+  addOptArg(scalarF32, "weight_decay", loc);
+  size_t n = names.size();
+  SmallVector<Type> optResultTypes{scalarF32};
+  SmallVector<Attribute> optResultAttrs{nameAttr("grad_norm")};
+  for (StringRef suffix : {"", ".exp_avg", ".exp_avg_sq"})
+    for (auto [name, type] : llvm::zip(names, adapterTypes)) {
+      optResultTypes.push_back(type);
+      optResultAttrs.push_back(nameAttr(name + suffix.str()));
+    }
+  b.setInsertionPointAfter(step);
+  auto opt = func::FuncOp::create(b, optLoc, "optimizer_step",
+                                  FunctionType::get(ctx, argTypes, optResultTypes));
+  opt.setAllArgAttrs(argAttrs);
+  opt.setAllResultAttrs(optResultAttrs);
+  Block *entry = opt.addEntryBlock();
+  for (auto [arg, argLoc] : llvm::zip(entry->getArguments(), argLocs))
+    arg.setLoc(argLoc);
+  b.setInsertionPointToStart(entry);
+  auto args = entry->getArguments();
+  auto params = args.take_front(n), grads = args.slice(n, n),
+       expAvg = args.slice(2 * n, n), expAvgSq = args.slice(3 * n, n);
+  Value lr = args[4 * n], stepCount = args[4 * n + 1],
+        maxNorm = args[4 * n + 2], weightDecayArg = args[4 * n + 3];
+  Value norm = GlobalNormOp::create(b, optLoc, scalarF32, ValueRange(grads))
+                   .getResult();
+  auto scalar = [&](double v) {
+    return ConstantOp::create(
+        b, optLoc, DenseElementsAttr::get(scalarF32, b.getF32FloatAttr(v)));
+  };
+  // torch.nn.utils.clip_grad_norm_: min(1, max_norm / (norm + 1e-6)); the
+  // runtime passes max_grad_norm = +inf for no clipping.
+  Value denom = AddOp::create(b, optLoc, norm, scalar(1e-6));
+  Value coef = DivOp::create(b, optLoc, maxNorm, denom);
+  Value gradScale = MinOp::create(b, optLoc, coef, scalar(1.0));
+  SmallVector<Value> optResults{norm};
+  SmallVector<Value> newParams, newM, newV;
+  for (auto [p, g, m, v] : llvm::zip(params, grads, expAvg, expAvgSq)) {
+    auto update = AdamWUpdateOp::create(
+        b, optLoc, p, g, m, v, lr, stepCount, weightDecayArg, gradScale,
+        b.getF64FloatAttr(beta1), b.getF64FloatAttr(beta2),
+        b.getF64FloatAttr(eps));
+    newParams.push_back(update.getNewParam());
+    newM.push_back(update.getNewExpAvg());
+    newV.push_back(update.getNewExpAvgSq());
+  }
+  llvm::append_range(optResults, newParams);
+  llvm::append_range(optResults, newM);
+  llvm::append_range(optResults, newV);
+  func::ReturnOp::create(b, optLoc, optResults);
 }
 
 } // namespace

@@ -753,8 +753,9 @@ void InjectLoRAPass::runOnOperation() {
     OpBuilder builder(matmul);
     auto lora = LoRAMatmulOp::create(
         builder, matmul.getLoc(), matmul.getLhs(), matmul.getRhs(), adapter.a,
-        adapter.b, b.getF64FloatAttr(adapter.scale),
-        b.getF64FloatAttr(dropout), matmul.getTransposeBAttr());
+        adapter.b, /*rng=*/Value(), b.getF64FloatAttr(adapter.scale),
+        b.getF64FloatAttr(dropout), matmul.getTransposeBAttr(),
+        /*stream=*/IntegerAttr());
     for (NamedAttribute attr : matmul->getDiscardableAttrs())
       lora->setAttr(attr.getName(), attr.getValue());
     matmul.getResult().replaceAllUsesWith(lora.getResult());

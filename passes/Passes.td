@@ -165,7 +165,8 @@ def LowerVLoRAToVLRT : Pass<"lower-vlora-to-vlrt", "mlir::ModuleOp"> {
 }
 
 def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp"> {
-  let summary = "Build @train_step: loss, adapter gradients, clipping, AdamW";
+  let summary = "Build @train_step (loss, accumulated adapter gradients) and "
+                "@optimizer_step (clipping, AdamW)";
   let description = [{
     From the forward `func.func @main(pixel_values, input_ids, attention_mask)
     -> logits` with trainable `vlora.param`s (the adapters of
@@ -173,18 +174,31 @@ def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp">
 
     ```
     func.func @train_step(<@main's inputs>, %labels: tensor<BxSxi64>,
-                          %lr: tensor<f32>, %step: tensor<i64>,
-                          <adapter_1..n>, <exp_avg_1..n>, <exp_avg_sq_1..n>)
-        -> (loss: tensor<f32>, grad_norm: tensor<f32>,
-            <adapter_1..n>', <exp_avg_1..n>', <exp_avg_sq_1..n>')
+                          %loss_scale: tensor<f32>,
+                          [%dropout_rng: tensor<2xi64>],
+                          <adapter_1..n>, <grad_1..n>)
+        -> (loss: tensor<f32>, <grad_1..n>')
+    func.func @optimizer_step(<adapter_1..n>, <grad_1..n>, <exp_avg_1..n>,
+                              <exp_avg_sq_1..n>, %lr: tensor<f32>,
+                              %step: tensor<i64>, %max_grad_norm: tensor<f32>,
+                              %weight_decay: tensor<f32>)
+        -> (grad_norm: tensor<f32>, <adapter_1..n>', <exp_avg_1..n>',
+            <exp_avg_sq_1..n>')
     ```
 
-    Adapters and their AdamW state are function arguments named (`vlora.name`)
-    by the adapter's PEFT key, `<key>.exp_avg` and `<key>.exp_avg_sq`, in the
-    order the adapters appear in `@main`; the results carry the same names, so
-    the runtime binds each updated value back to its persistent buffer.
-    `@main` is kept unchanged (evaluation, and the adapters' initial bytes).
-    `step` is 1 for the first step.
+    Arguments and results are named (`vlora.name`) by the adapter's PEFT key,
+    `<key>.grad`, `<key>.exp_avg` and `<key>.exp_avg_sq`, in the order the
+    adapters appear in `@main`; a result carries the name of the argument it
+    replaces. `@main` is kept unchanged (evaluation, and the adapters' initial
+    bytes). `@train_step` returns the micro-batch's loss and
+    `grad + loss_scale * dloss/dadapter`, so the runtime accumulates
+    gradients over micro-batches; `@optimizer_step` returns the global norm
+    of the gradients, clips them as `torch.nn.utils.clip_grad_norm_` does
+    (`max_grad_norm` = +inf: no clipping) and applies `torch.optim.AdamW`
+    (`step` is 1 for the first update). With LoRA dropout > 0,
+    `@train_step` takes `dropout_rng` = [seed, counter] and every
+    `lora_matmul` draws its mask from it and its `stream` index. See
+    docs/training.md.
 
     Activity analysis: a value is active when it is (transitively) computed
     from a trainable parameter and reaches the logits; integer and boolean
@@ -193,12 +207,6 @@ def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp">
     whether a gradient is needed; an active op without a rule is an error at
     the op. Fan-out gradients are summed. A final check fails the pass if a
     gradient of a frozen parameter exists.
-
-    The loss is `vlora.cross_entropy` (transformers' causal-LM loss); the
-    gradients' global norm is returned as `grad_norm` and, with
-    `max-grad-norm` > 0, scales the gradients as
-    `torch.nn.utils.clip_grad_norm_` does; `vlora.adamw_update` applies
-    `torch.optim.AdamW`.
   }];
   let dependentDialects = ["::vlora::VLoRADialect", "::mlir::func::FuncDialect"];
   let statistics = [
@@ -211,10 +219,6 @@ def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp">
            "The loss (causal-lm: shift by one, ignore_index -100, mean)">,
     Option<"optimizer", "optimizer", "std::string", "\"adamw\"",
            "The optimizer (adamw: torch.optim.AdamW)">,
-    Option<"maxGradNorm", "max-grad-norm", "double", "1.0",
-           "Clip the global gradient norm to this (0 = no clipping)">,
-    Option<"weightDecay", "weight-decay", "double", "0.0",
-           "AdamW decoupled weight decay">,
     Option<"beta1", "beta1", "double", "0.9", "AdamW beta1">,
     Option<"beta2", "beta2", "double", "0.999", "AdamW beta2">,
     Option<"eps", "eps", "double", "1e-8", "AdamW epsilon">,

@@ -56,14 +56,20 @@ LogicalResult loraMatmulGradient(LoRAMatmulOp op, GradientBuilder &gb,
     return op.emitOpError("frozen weight depends on a trainable parameter; "
                           "lora_matmul has no gradient for its weight");
   OpBuilder &b = gb.getBuilder();
+  if (op.getRng() && needs[4])
+    return op.emitOpError("the dropout rng cannot depend on a trainable "
+                          "parameter");
+  // The forward's rng and stream: the backward draws the same dropout mask.
   auto grad = gb.create<LoRAMatmulGradOp>(
-      dys[0], op.getX(), op.getW(), op.getA(), op.getB(), op.getScaleAttr(),
-      op.getDropoutAttr(), op.getTransposeBAttr(),
-      needs[0] ? b.getUnitAttr() : UnitAttr());
+      dys[0], op.getX(), op.getW(), op.getA(), op.getB(), op.getRng(),
+      op.getScaleAttr(), op.getDropoutAttr(), op.getTransposeBAttr(),
+      needs[0] ? b.getUnitAttr() : UnitAttr(), op.getStreamAttr());
   grads.push_back(needs[0] ? grad.getGradX() : Value());
   grads.push_back(Value());
   grads.push_back(needs[2] ? grad.getGradA() : Value());
   grads.push_back(needs[3] ? grad.getGradB() : Value());
+  if (op.getRng())
+    grads.push_back(Value());
   return success();
 }
 

@@ -2,11 +2,14 @@
 //
 // vlora-compile MODEL.onnx -o BUNDLE/ [--input-shape NAME=AxBxC ...]
 //               [--report-memory] [LoRA options with Unsloth's spellings]
+//               [--train [--adam-beta1 ...]]
 //
 // The whole compiler in one command: import, canonicalize, (classify towers,
-// inject LoRA), lower to a vlrt program with its memory plan, and write the
-// bundle: plan.pb, manifest.json and, with LoRA, adapter_config.json (PEFT)
-// and adapters.init.safetensors. Weights stay where they are: the plan
+// inject LoRA, build the training step), lower every program to a vlrt
+// program with its memory plan, and write the bundle: plan.pb,
+// manifest.json and, with LoRA, adapter_config.json (PEFT) and
+// adapters.init.safetensors; with --train also train_step.pb and
+// optimizer_step.pb (docs/training.md). Weights stay where they are: the plan
 // references the model's files, and the manifest records their sizes and
 // hashes so the runtime refuses weights changed since compile.
 //
@@ -65,6 +68,18 @@ static cl::opt<bool> emitIR("emit-mlir",
                             cl::desc("Also write the lowered program as BUNDLE/program.mlir"),
                             cl::cat(category));
 
+static cl::OptionCategory trainCategory("Training options (transformers / TRL spellings)");
+static cl::opt<bool> train("train",
+                           cl::desc("Also build the training programs (train_step.pb, "
+                                    "optimizer_step.pb) for vlora-train; implies --lora"),
+                           cl::cat(trainCategory));
+static cl::opt<double> adamBeta1("adam-beta1", cl::desc("AdamW beta1 (0.9)"), cl::init(0.9),
+                                 cl::cat(trainCategory));
+static cl::opt<double> adamBeta2("adam-beta2", cl::desc("AdamW beta2 (0.999)"), cl::init(0.999),
+                                 cl::cat(trainCategory));
+static cl::opt<double> adamEpsilon("adam-epsilon", cl::desc("AdamW epsilon (1e-8)"),
+                                   cl::init(1e-8), cl::cat(trainCategory));
+
 static cl::opt<bool> lora("lora",
                           cl::desc("Inject LoRA adapters (implied by any LoRA option)"),
                           cl::cat(loraCategory));
@@ -110,7 +125,7 @@ namespace {
 }
 
 bool anyLoRAOption() {
-  return lora || rank.getNumOccurrences() || loraAlpha.getNumOccurrences() ||
+  return lora || train || rank.getNumOccurrences() || loraAlpha.getNumOccurrences() ||
          loraDropout.getNumOccurrences() || useRslora.getNumOccurrences() ||
          vision.getNumOccurrences() || language.getNumOccurrences() ||
          attention.getNumOccurrences() || mlp.getNumOccurrences() ||
@@ -258,6 +273,33 @@ void writeAdapters(ModuleOp module, const std::string &path) {
   });
 }
 
+struct Interface {
+  llvm::json::Array inputs, outputs;
+};
+
+std::string argName(func::FuncOp func, unsigned i) {
+  auto name = func.getArgAttrOfType<StringAttr>(i, vlora::VLoRADialect::kNameAttrName);
+  return name ? name.str() : "";
+}
+
+/// A function's named inputs and outputs, as the manifest lists them.
+Interface interfaceOf(func::FuncOp func) {
+  Interface io;
+  auto entry = [](std::string name, Type type) {
+    auto t = cast<RankedTensorType>(type);
+    return llvm::json::Object{{"name", std::move(name)},
+                              {"dtype", dtypeName(t.getElementType())},
+                              {"shape", shapeJson(t.getShape())}};
+  };
+  for (auto [i, type] : llvm::enumerate(func.getArgumentTypes()))
+    io.inputs.push_back(entry(argName(func, i), type));
+  for (auto [i, type] : llvm::enumerate(func.getResultTypes())) {
+    auto name = func.getResultAttrOfType<StringAttr>(i, vlora::VLoRADialect::kNameAttrName);
+    io.outputs.push_back(entry(name ? name.str() : "", type));
+  }
+  return io;
+}
+
 /// PEFT's adapter_config.json from the module's vlora.lora_config.
 llvm::json::Object adapterConfig(DictionaryAttr config, llvm::StringRef model) {
   llvm::json::Object o;
@@ -303,7 +345,7 @@ llvm::json::Object adapterConfig(DictionaryAttr config, llvm::StringRef model) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&category, &loraCategory});
+  cl::HideUnrelatedOptions({&category, &loraCategory, &trainCategory});
   cl::ParseCommandLineOptions(argc, argv, "vlora compiler: ONNX model -> bundle\n");
   if (inputFile.empty())
     fail("no input model");
@@ -361,6 +403,17 @@ int main(int argc, char **argv) {
       o.initFrom = initFrom;
       pm.addPass(vlora::createVLoRAInjectLoRA(o));
     }
+    if (train) {
+      if (!(adamBeta1 >= 0 && adamBeta1 < 1) || !(adamBeta2 >= 0 && adamBeta2 < 1))
+        fail("--adam-beta1 and --adam-beta2 must be in [0, 1)");
+      if (!(adamEpsilon > 0))
+        fail("--adam-epsilon must be positive");
+      vlora::VLoRABuildTrainingStepOptions o;
+      o.beta1 = adamBeta1;
+      o.beta2 = adamBeta2;
+      o.eps = adamEpsilon;
+      pm.addPass(vlora::createVLoRABuildTrainingStep(o));
+    }
     if (failed(pm.run(*module)) || errors)
       return 1;
   }
@@ -377,24 +430,40 @@ int main(int argc, char **argv) {
     writeAdapters(*module, bundlePath("adapters.init.safetensors"));
   auto loraConfig = (*module)->getAttrOfType<DictionaryAttr>("vlora.lora_config");
 
-  // The program's interface, before lowering erases the tensor function.
-  llvm::json::Array inputs, outputs;
-  for (auto func : module->getOps<func::FuncOp>()) {
-    for (auto [i, type] : llvm::enumerate(func.getArgumentTypes())) {
-      auto t = cast<RankedTensorType>(type);
-      auto name = func.getArgAttrOfType<StringAttr>(i, vlora::VLoRADialect::kNameAttrName);
-      inputs.push_back(llvm::json::Object{{"name", name ? name.str() : ""},
-                                          {"dtype", dtypeName(t.getElementType())},
-                                          {"shape", shapeJson(t.getShape())}});
+  // The programs' interfaces, before lowering erases the tensor functions.
+  std::map<std::string, Interface> interfaces;
+  for (auto func : module->getOps<func::FuncOp>())
+    interfaces[func.getName().str()] = interfaceOf(func);
+  if (!interfaces.count("main"))
+    fail("the model has no forward function");
+  llvm::json::Object training;
+  if (train) {
+    auto main = module->lookupSymbol<func::FuncOp>("main");
+    auto opt = module->lookupSymbol<func::FuncOp>("optimizer_step");
+    auto logits = cast<RankedTensorType>(main.getResultTypes()[0]);
+    llvm::json::Array modelInputs, adapters;
+    for (unsigned i = 0; i < main.getNumArguments(); ++i)
+      modelInputs.push_back(argName(main, i));
+    // @optimizer_step's first arguments are the adapters, in order.
+    size_t numAdapters = (opt.getNumArguments() - 4) / 4;
+    for (unsigned i = 0; i < numAdapters; ++i) {
+      auto t = cast<RankedTensorType>(opt.getArgumentTypes()[i]);
+      adapters.push_back(llvm::json::Object{{"name", argName(opt, i)},
+                                            {"dtype", dtypeName(t.getElementType())},
+                                            {"shape", shapeJson(t.getShape())}});
     }
-    for (auto [i, type] : llvm::enumerate(func.getResultTypes())) {
-      auto t = cast<RankedTensorType>(type);
-      auto name =
-          func.getResultAttrOfType<StringAttr>(i, vlora::VLoRADialect::kNameAttrName);
-      outputs.push_back(llvm::json::Object{{"name", name ? name.str() : ""},
-                                           {"dtype", dtypeName(t.getElementType())},
-                                           {"shape", shapeJson(t.getShape())}});
-    }
+    training = llvm::json::Object{
+        {"model_inputs", std::move(modelInputs)},
+        {"labels", "labels"},
+        {"batch_size", logits.getDimSize(0)},
+        {"sequence_length", logits.getDimSize(1)},
+        {"vocab_size", logits.getDimSize(2)},
+        {"ignore_index", int64_t(-100)},
+        {"lora_dropout", double(loraDropout)},
+        {"adam_beta1", double(adamBeta1)},
+        {"adam_beta2", double(adamBeta2)},
+        {"adam_epsilon", double(adamEpsilon)},
+        {"adapters", std::move(adapters)}};
   }
 
   {
@@ -412,16 +481,29 @@ int main(int argc, char **argv) {
       fail("cannot write '" + path + "': " + llvm::toString(std::move(e)));
   }
 
-  vlora::plan::Plan plan;
-  if (failed(vlora::vlrt::exportPlan(*module, plan, VLORA_COMPILER_VERSION)))
-    return 1;
-  std::string planBytes;
-  plan.SerializeToString(&planBytes);
-  if (llvm::Error e = llvm::writeToOutput(bundlePath("plan.pb"), [&](llvm::raw_ostream &os) {
-        os << planBytes;
-        return llvm::Error::success();
-      }))
-    fail("cannot write plan.pb: " + llvm::toString(std::move(e)));
+  // One plan per program: plan.pb is the forward, the training programs
+  // have their own files.
+  struct PlanFile {
+    std::string function, file;
+    vlora::plan::Plan plan;
+  };
+  std::vector<PlanFile> plans{{"main", "plan.pb", {}}};
+  if (train) {
+    plans.push_back({"train_step", "train_step.pb", {}});
+    plans.push_back({"optimizer_step", "optimizer_step.pb", {}});
+  }
+  for (PlanFile &p : plans) {
+    if (failed(vlora::vlrt::exportPlan(*module, p.plan, VLORA_COMPILER_VERSION, p.function)))
+      return 1;
+    std::string planBytes;
+    p.plan.SerializeToString(&planBytes);
+    if (llvm::Error e = llvm::writeToOutput(bundlePath(p.file), [&](llvm::raw_ostream &os) {
+          os << planBytes;
+          return llvm::Error::success();
+        }))
+      fail("cannot write " + p.file + ": " + llvm::toString(std::move(e)));
+  }
+  const vlora::plan::Plan &plan = plans.front().plan;
 
   // Weight files: sizes and hashes, so the runtime can refuse changed ones.
   SmallString<256> modelPath(inputFile);
@@ -434,6 +516,9 @@ int main(int argc, char **argv) {
     files.insert({int(w.root()), w.file()});
     weightBytes += w.length();
   }
+  for (const PlanFile &p : plans)
+    for (const auto &w : p.plan.weights())
+      files.insert({int(w.root()), w.file()});
   llvm::json::Array weightFiles;
   for (auto &[root, file] : files) {
     SmallString<256> p(root == vlora::plan::BUNDLE ? StringRef(bundleDir) : StringRef(modelDir));
@@ -456,24 +541,44 @@ int main(int argc, char **argv) {
   auto planHash = vlora::runtime::hashFile(bundlePath("plan.pb"));
   if (!planHash)
     fail(planHash.error().message());
+  llvm::json::Object programs;
+  for (const PlanFile &p : plans) {
+    if (p.function == "main")
+      continue;
+    auto hash = vlora::runtime::hashFile(bundlePath(p.file));
+    if (!hash)
+      fail(hash.error().message());
+    Interface &io = interfaces[p.function];
+    programs[p.function] = llvm::json::Object{{"plan", p.file},
+                                              {"plan_hash", *hash},
+                                              {"arena_bytes", int64_t(p.plan.arena_bytes())},
+                                              {"inputs", std::move(io.inputs)},
+                                              {"outputs", std::move(io.outputs)}};
+  }
 
   llvm::json::Object optionsJson{{"input_shapes", llvm::json::Array(inputShapes)},
-                                 {"lora", withLoRA}};
+                                 {"lora", withLoRA},
+                                 {"train", bool(train)}};
   if (loraConfig)
     optionsJson["lora_config"] = adapterConfig(loraConfig, modelPath);
-  writeJson(bundlePath("manifest.json"),
-            llvm::json::Object{
+  Interface &mainIO = interfaces["main"];
+  llvm::json::Object manifest{
                 {"format_version", int64_t(vlora::plan::kFormatVersion)},
                 {"compiler_version", VLORA_COMPILER_VERSION},
                 {"model", llvm::json::Object{{"path", std::string(modelPath)},
                                              {"weight_root", std::string(modelDir)}}},
                 {"weight_files", std::move(weightFiles)},
-                {"inputs", std::move(inputs)},
-                {"outputs", std::move(outputs)},
+                {"inputs", std::move(mainIO.inputs)},
+                {"outputs", std::move(mainIO.outputs)},
                 {"plan_hash", *planHash},
                 {"arena_bytes", int64_t(plan.arena_bytes())},
                 {"weight_bytes", int64_t(weightBytes)},
-                {"options", std::move(optionsJson)}});
+                {"options", std::move(optionsJson)}};
+  if (train) {
+    manifest["programs"] = std::move(programs);
+    manifest["training"] = std::move(training);
+  }
+  writeJson(bundlePath("manifest.json"), std::move(manifest));
   if (loraConfig)
     writeJson(bundlePath("adapter_config.json"), adapterConfig(loraConfig, modelPath));
 
@@ -486,6 +591,11 @@ int main(int argc, char **argv) {
     llvm::outs() << llvm::formatv("total:        {0} bytes ({1:F2} MiB)\n",
                                   plan.arena_bytes() + weightBytes,
                                   mib(plan.arena_bytes() + weightBytes));
+    for (const PlanFile &p : plans)
+      if (p.function != "main")
+        llvm::outs() << llvm::formatv("{0,-16}arena peak {1} bytes ({2:F2} MiB)\n",
+                                      p.function + ":", p.plan.arena_bytes(),
+                                      mib(p.plan.arena_bytes()));
   }
   return 0;
 }

@@ -40,6 +40,11 @@ static cl::opt<bool> importOnnx("import-onnx",
 static cl::opt<bool> emitPlan("emit-plan",
                               cl::desc("Write the plan (plan.pb) of a lowered vlrt program (.mlir)"),
                               cl::cat(category));
+static cl::opt<std::string>
+    planFunction("plan-function",
+                 cl::desc("With --emit-plan: the program to write when the module has several "
+                          "(main, train_step, optimizer_step)"),
+                 cl::value_desc("NAME"), cl::cat(category));
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input file>"),
                                       cl::cat(category));
 static cl::opt<std::string> outputFile("o", cl::desc("Output file ('-' for stdout)"),
@@ -176,7 +181,8 @@ int main(int argc, char **argv) {
       return 1;
     std::string bytes;
     llvm::raw_string_ostream planStream(bytes);
-    if (failed(vlora::vlrt::exportPlan(*program, planStream, VLORA_COMPILER_VERSION)))
+    if (failed(vlora::vlrt::exportPlan(*program, planStream, VLORA_COMPILER_VERSION,
+                                           planFunction)))
       return 1;
     std::string errorMessage;
     auto output = openOutputFile(outputFile, &errorMessage);

@@ -69,14 +69,23 @@ static std::string constantBytes(ElementsAttr value) {
 }
 
 LogicalResult vlora::vlrt::exportPlan(ModuleOp module, plan::Plan &out,
-                                      StringRef compilerVersion) {
+                                      StringRef compilerVersion,
+                                      StringRef function) {
   func::FuncOp program;
   for (auto func : module.getOps<func::FuncOp>())
     if (func->hasAttr(VLRTDialect::kArenaBytesAttrName)) {
+      if (!function.empty() && func.getName() != function)
+        continue;
       if (program)
-        return func.emitError("more than one vlrt program in the module");
+        return func.emitError("more than one vlrt program in the module "
+                              "(choose one by name)");
       program = func;
     }
+  if (!program && !function.empty())
+    return module.emitError("no vlrt program named '")
+           << function << "' (a function with '"
+           << VLRTDialect::kArenaBytesAttrName
+           << "'); run --lower-vlora-to-vlrt first";
   if (!program)
     return module.emitError("no vlrt program (a function with '")
            << VLRTDialect::kArenaBytesAttrName
@@ -158,9 +167,10 @@ LogicalResult vlora::vlrt::exportPlan(ModuleOp module, plan::Plan &out,
 }
 
 LogicalResult vlora::vlrt::exportPlan(ModuleOp module, llvm::raw_ostream &os,
-                                      StringRef compilerVersion) {
+                                      StringRef compilerVersion,
+                                      StringRef function) {
   plan::Plan plan;
-  if (failed(exportPlan(module, plan, compilerVersion)))
+  if (failed(exportPlan(module, plan, compilerVersion, function)))
     return failure();
   std::string bytes;
   if (!plan.SerializeToString(&bytes))

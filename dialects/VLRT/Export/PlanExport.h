@@ -16,14 +16,18 @@ namespace vlora::vlrt {
 /// Its name (F32, BF16, I64, BOOL, ...) is also the safetensors dtype name.
 vlora::plan::DType getPlanDType(mlir::Type elementType);
 
-/// Serialises the vlrt program of `module` (one function with
-/// `vlrt.arena_bytes`) into `plan`; reports problems as diagnostics.
+/// Serialises a vlrt program of `module` (a function with
+/// `vlrt.arena_bytes`) into `plan`: the one named `function`, or, when
+/// `function` is empty, the module's only one. Reports problems as
+/// diagnostics.
 mlir::LogicalResult exportPlan(mlir::ModuleOp module, vlora::plan::Plan &plan,
-                               llvm::StringRef compilerVersion);
+                               llvm::StringRef compilerVersion,
+                               llvm::StringRef function = "");
 
 /// The same, written as binary protobuf to `os`.
 mlir::LogicalResult exportPlan(mlir::ModuleOp module, llvm::raw_ostream &os,
-                               llvm::StringRef compilerVersion);
+                               llvm::StringRef compilerVersion,
+                               llvm::StringRef function = "");
 
 } // namespace vlora::vlrt
 

@@ -903,6 +903,30 @@ LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+/// The dropout RNG of lora_matmul(_grad): `rng` (a `tensor<2xi64>`) and the
+/// `stream` attribute come together.
+static LogicalResult verifyDropoutRng(Operation *op, Value rng,
+                                      std::optional<int64_t> stream) {
+  if (bool(rng) != stream.has_value())
+    return op->emitOpError("'rng' and 'stream' must be given together");
+  if (!rng)
+    return success();
+  if (cast<RankedTensorType>(rng.getType()).getShape() != ArrayRef<int64_t>{2})
+    return op->emitOpError("'rng' must be tensor<2xi64> ([seed, counter]), got ")
+           << rng.getType();
+  if (*stream < 0)
+    return op->emitOpError("'stream' must be non-negative, got ") << *stream;
+  return success();
+}
+
+LogicalResult LoRAMatmulOp::verify() {
+  return verifyDropoutRng(*this, getRng(), getStream());
+}
+
+LogicalResult LoRAMatmulGradOp::verify() {
+  return verifyDropoutRng(*this, getRng(), getStream());
+}
+
 //===----------------------------------------------------------------------===//
 // Training ops
 //===----------------------------------------------------------------------===//
@@ -1028,21 +1052,21 @@ LogicalResult AdamWUpdateOp::inferReturnTypes(MLIRContext *,
       return ShapeError{loc}.emit()
              << "'vlora.adamw_update' " << what << " type " << v.getType()
              << " differs from the parameter type " << param;
-  for (Value scalar : {adaptor.getLr(), adaptor.getStep(), adaptor.getGradScale()})
+  for (Value scalar : {adaptor.getLr(), adaptor.getStep(),
+                       adaptor.getWeightDecay(), adaptor.getGradScale()})
     if (scalar && tensorOf(scalar).getRank() != 0)
       return ShapeError{loc}.emit()
-             << "'vlora.adamw_update' lr, step and grad_scale are scalar tensors";
+             << "'vlora.adamw_update' lr, step, weight_decay and grad_scale "
+                "are scalar tensors";
   double b1 = adaptor.getBeta1().convertToDouble(),
          b2 = adaptor.getBeta2().convertToDouble(),
-         eps = adaptor.getEps().convertToDouble(),
-         wd = adaptor.getWeightDecay().convertToDouble();
+         eps = adaptor.getEps().convertToDouble();
   if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
     return ShapeError{loc}.emit()
            << "'vlora.adamw_update' betas must be in [0, 1), got " << b1
            << " and " << b2;
-  if (!(eps > 0) || !(wd >= 0))
-    return ShapeError{loc}.emit() << "'vlora.adamw_update' eps must be positive "
-                                     "and weight_decay non-negative";
+  if (!(eps > 0))
+    return ShapeError{loc}.emit() << "'vlora.adamw_update' eps must be positive";
   types.append(3, param);
   return success();
 }

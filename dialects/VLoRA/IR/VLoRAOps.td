@@ -683,19 +683,34 @@ def VLoRA_LoRAMatmulOp : VLoRA_Op<"lora_matmul"> {
     PEFT, the low-rank path converts `x` to the adapters' type and its result
     back to `x`'s type before the addition.
 
+    Dropout is drawn only in training, when the op has the optional `rng`
+    operand (`tensor<2xi64>`: a seed and a step counter) and its `stream`
+    attribute (the op's index among the adapted matmuls): element `i` of `x`
+    (row-major) is kept when
+    `philox::uniform(philox::streamSeed(seed, counter, stream), i) >= dropout`
+    and kept values are scaled by `1 / (1 - dropout)`, so every backend and
+    the backward op draw the same mask. Without `rng` (inference) there is
+    no dropout.
+
     Example:
     ```mlir
     %y = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.05 transpose_b
            : (tensor<2x16x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>) -> tensor<2x16x64xf32>
+    %t = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.05 transpose_b rng %rng stream 3
+           : (tensor<2x16x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>, tensor<2xi64>) -> tensor<2x16x64xf32>
     ```
   }];
   let arguments = (ins VLoRA_FloatTensor:$x, VLoRA_FloatTensor:$w,
                        VLoRA_FloatTensor:$a, VLoRA_FloatTensor:$b,
-                       F64Attr:$scale, F64Attr:$dropout, UnitAttr:$transpose_b);
+                       Optional<RankedTensorOf<[I64]>>:$rng,
+                       F64Attr:$scale, F64Attr:$dropout, UnitAttr:$transpose_b,
+                       OptionalAttr<I64Attr>:$stream);
   let results = (outs VLoRA_FloatTensor:$result);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $x `,` $w `,` $a `,` $b `scale` $scale `dropout` $dropout
-    (`transpose_b` $transpose_b^)? attr-dict `:` functional-type(operands, results)
+    (`transpose_b` $transpose_b^)? (`rng` $rng^ `stream` $stream)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{
     /// The LoRA rank r (rows of `a`).
@@ -823,7 +838,8 @@ def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
 
     `dx` is a result only when `input_grad` is set (the input depends on a
     trainable parameter); the frozen `w` never gets a gradient. `dA` and `dB`
-    have the adapters' type, `dx` has `x`'s type.
+    have the adapters' type, `dx` has `x`'s type. `rng` and `stream` are
+    the forward op's (the same dropout mask).
 
     Example:
     ```mlir
@@ -833,13 +849,17 @@ def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
   }];
   let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_FloatTensor:$x,
                        VLoRA_FloatTensor:$w, VLoRA_FloatTensor:$a,
-                       VLoRA_FloatTensor:$b, F64Attr:$scale, F64Attr:$dropout,
-                       UnitAttr:$transpose_b, UnitAttr:$input_grad);
+                       VLoRA_FloatTensor:$b, Optional<RankedTensorOf<[I64]>>:$rng,
+                       F64Attr:$scale, F64Attr:$dropout,
+                       UnitAttr:$transpose_b, UnitAttr:$input_grad,
+                       OptionalAttr<I64Attr>:$stream);
   let results = (outs VLoRA_FloatTensor:$grad_a, VLoRA_FloatTensor:$grad_b,
                       Optional<VLoRA_FloatTensor>:$grad_x);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $x `,` $w `,` $a `,` $b `scale` $scale `dropout` $dropout
-    (`transpose_b` $transpose_b^)? (`input_grad` $input_grad^)? attr-dict
+    (`transpose_b` $transpose_b^)? (`input_grad` $input_grad^)?
+    (`rng` $rng^ `stream` $stream)? attr-dict
     `:` functional-type(operands, results)
   }];
 }
@@ -885,7 +905,8 @@ def VLoRA_AdamWUpdateOp : VLoRA_Op<"adamw_update"> {
   let summary = "one AdamW step for one parameter (torch.optim.AdamW semantics)";
   let description = [{
     With `g = grad * grad_scale` (the clipping coefficient; 1 without
-    `grad_scale`), `t = step` (1 for the first step) and `lr` a scalar:
+    `grad_scale`), `t = step` (1 for the first step), and `lr` and
+    `weight_decay` scalars (inputs, so the runtime's options set them):
 
     ```
     param  = param * (1 - lr * weight_decay)          (decoupled weight decay)
@@ -900,22 +921,22 @@ def VLoRA_AdamWUpdateOp : VLoRA_Op<"adamw_update"> {
 
     Example:
     ```mlir
-    %p1, %m1, %v1 = vlora.adamw_update %p, %g, %m, %v, %lr, %step grad_scale %c beta1 0.9 beta2 0.999 eps 1.0e-08 weight_decay 0.0
-           : (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>) -> (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>)
+    %p1, %m1, %v1 = vlora.adamw_update %p, %g, %m, %v, %lr, %step, %wd grad_scale %c beta1 0.9 beta2 0.999 eps 1.0e-08
+           : (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<f32>, tensor<i64>, tensor<f32>, tensor<f32>) -> (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xf32>)
     ```
   }];
   let arguments = (ins VLoRA_FloatTensor:$param, VLoRA_FloatTensor:$grad,
                        VLoRA_FloatTensor:$exp_avg, VLoRA_FloatTensor:$exp_avg_sq,
                        RankedTensorOf<[F32]>:$lr, RankedTensorOf<[I64]>:$step,
+                       RankedTensorOf<[F32]>:$weight_decay,
                        Optional<RankedTensorOf<[F32]>>:$grad_scale,
-                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
-                       F64Attr:$weight_decay);
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps);
   let results = (outs VLoRA_FloatTensor:$new_param, VLoRA_FloatTensor:$new_exp_avg,
                       VLoRA_FloatTensor:$new_exp_avg_sq);
   let assemblyFormat = [{
-    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $lr `,` $step
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `,` $lr `,` $step `,` $weight_decay
     (`grad_scale` $grad_scale^)? `beta1` $beta1 `beta2` $beta2 `eps` $eps
-    `weight_decay` $weight_decay attr-dict `:` functional-type(operands, results)
+    attr-dict `:` functional-type(operands, results)
   }];
 }
 

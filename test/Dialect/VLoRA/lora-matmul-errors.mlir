@@ -123,3 +123,27 @@ func.func @wrong_result(%x: tensor<2x32xf32>, %w: tensor<64x32xf32>, %a: tensor<
   %y = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<2x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>) -> tensor<2x32xf32>
   return
 }
+
+// -----
+
+func.func @rng_without_stream(%x: tensor<2x32xf32>, %w: tensor<64x32xf32>, %a: tensor<8x32xf32>, %b: tensor<64x8xf32>, %rng: tensor<2xi64>) {
+  // expected-error @+1 {{'vlora.lora_matmul' op 'rng' and 'stream' must be given together}}
+  %y = "vlora.lora_matmul"(%x, %w, %a, %b, %rng) {scale = 2.0 : f64, dropout = 0.1 : f64, transpose_b} : (tensor<2x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>, tensor<2xi64>) -> tensor<2x64xf32>
+  return
+}
+
+// -----
+
+func.func @rng_shape(%x: tensor<2x32xf32>, %w: tensor<64x32xf32>, %a: tensor<8x32xf32>, %b: tensor<64x8xf32>, %rng: tensor<3xi64>) {
+  // expected-error @+1 {{'vlora.lora_matmul' op 'rng' must be tensor<2xi64> ([seed, counter]), got 'tensor<3xi64>'}}
+  %y = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.1 transpose_b rng %rng stream 0 : (tensor<2x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>, tensor<3xi64>) -> tensor<2x64xf32>
+  return
+}
+
+// -----
+
+func.func @stream_negative(%dy: tensor<2x64xf32>, %x: tensor<2x32xf32>, %w: tensor<64x32xf32>, %a: tensor<8x32xf32>, %b: tensor<64x8xf32>, %rng: tensor<2xi64>) {
+  // expected-error @+1 {{'vlora.lora_matmul_grad' op 'stream' must be non-negative, got -1}}
+  %da, %db = vlora.lora_matmul_grad %dy, %x, %w, %a, %b scale 2.0 dropout 0.1 transpose_b rng %rng stream -1 : (tensor<2x64xf32>, tensor<2x32xf32>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>, tensor<2xi64>) -> (tensor<8x32xf32>, tensor<64x8xf32>)
+  return
+}
