@@ -7,7 +7,9 @@
 
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <sys/stat.h>
+#include <tuple>
 
 namespace vlora::runtime {
 using kernels::DType;
@@ -31,10 +33,38 @@ std::string folderOf(const std::string &path) {
 const char *rootName(WeightRootKind root) {
   return root == WeightRootKind::Bundle ? "bundle" : "model";
 }
+
+/// hashFile() once per process for the same file: keyed by path, device,
+/// inode, size and modification time (ns), so a file changed in between is
+/// hashed again. Opening the three programs of a training bundle reads each
+/// weight file once.
+Expected<std::string> cachedWeightHash(const std::string &path, const struct stat &st) {
+  using Key = std::tuple<std::string, uint64_t, uint64_t, int64_t, int64_t, int64_t>;
+  static std::mutex mutex;
+  static std::map<Key, std::string> hashes;
+  Key key{path,
+          static_cast<uint64_t>(st.st_dev),
+          static_cast<uint64_t>(st.st_ino),
+          static_cast<int64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec),
+          static_cast<int64_t>(st.st_mtim.tv_nsec)};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = hashes.find(key); it != hashes.end())
+      return it->second;
+  }
+  Expected<std::string> hash = hashFile(path);
+  if (hash) {
+    std::lock_guard<std::mutex> lock(mutex);
+    hashes.emplace(key, *hash);
+  }
+  return hash;
+}
 } // namespace
 
 Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
-                                                 const std::string &device) {
+                                                 const std::string &device,
+                                                 const std::string &programName) {
   return catchErrors<std::unique_ptr<Runtime>>(
       [&]() -> Expected<std::unique_ptr<Runtime>> {
         struct stat st;
@@ -44,18 +74,46 @@ Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
         Expected<Manifest> manifest = readManifest(manifestPath);
         if (!manifest)
           return manifest.error();
+
+        // The forward plan.pb or one of "programs".
         std::string planPath = joinPath(bundleDir, "plan.pb");
-        if (!manifest->planHash.empty()) {
+        std::string planHash = manifest->planHash;
+        const std::vector<TensorInfo> *declaredInputs = &manifest->inputs;
+        const std::vector<TensorInfo> *declaredOutputs = &manifest->outputs;
+        const ProgramRecord *record = nullptr;
+        if (!programName.empty()) {
+          auto it = manifest->programs.find(programName);
+          if (it == manifest->programs.end()) {
+            if (manifest->programs.empty())
+              return Error(manifestPath + ": no program '" + programName +
+                           "': the bundle has no \"programs\" (compile it with --train)");
+            std::string known;
+            for (const auto &[name, r] : manifest->programs)
+              known += (known.empty() ? "" : ", ") + name;
+            return Error(manifestPath + ": no program '" + programName +
+                         "' in \"programs\" (it has " + known + ")");
+          }
+          record = &it->second;
+          planPath = joinPath(bundleDir, record->plan);
+          planHash = record->planHash;
+          declaredInputs = &record->inputs;
+          declaredOutputs = &record->outputs;
+        }
+        if (!planHash.empty()) {
           Expected<std::string> hash = hashFile(planPath);
           if (!hash)
             return hash.error();
-          if (*hash != manifest->planHash)
+          if (*hash != planHash)
             return Error(planPath + ": corrupt or truncated plan (hash " + *hash +
-                         ", the manifest records " + manifest->planHash + ")");
+                         ", the manifest records " + planHash + ")");
         }
         Expected<Program> program = loadPlan(planPath);
         if (!program)
           return program.error();
+        if (record && record->arenaBytes != program->arenaBytes)
+          return Error(manifestPath + ": \"programs\"." + programName + ".arena_bytes is " +
+                       std::to_string(record->arenaBytes) + " but " + planPath + " has " +
+                       std::to_string(program->arenaBytes));
 
         // The manifest and the plan describe the same graph interface.
         auto sameInterface = [&](const std::vector<TensorInfo> &declared,
@@ -63,7 +121,8 @@ Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
                                  const char *kind) -> Status {
           if (declared.size() != bound.size())
             return Error(manifestPath + ": lists " + std::to_string(declared.size()) +
-                         " " + kind + "s, the plan has " + std::to_string(bound.size()));
+                         " " + kind + "s for " + planPath + ", the plan has " +
+                         std::to_string(bound.size()));
           for (const TensorInfo &t : declared) {
             const Binding *b = nullptr;
             for (const Binding &x : bound)
@@ -80,9 +139,9 @@ Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
           }
           return Status::success();
         };
-        if (Status s = sameInterface(manifest->inputs, program->inputs, "input"); !s)
+        if (Status s = sameInterface(*declaredInputs, program->inputs, "input"); !s)
           return s.error();
-        if (Status s = sameInterface(manifest->outputs, program->outputs, "output"); !s)
+        if (Status s = sameInterface(*declaredOutputs, program->outputs, "output"); !s)
           return s.error();
 
         std::string modelRoot = manifest->weightRoot.empty()
@@ -99,7 +158,7 @@ Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
             return Error("weights changed since compile: " + path + " has " +
                          std::to_string(fs.st_size) + " bytes, the bundle was compiled with " +
                          std::to_string(f.size));
-          Expected<std::string> hash = hashFile(path);
+          Expected<std::string> hash = cachedWeightHash(path, fs);
           if (!hash)
             return hash.error();
           if (*hash != f.hash)
@@ -118,6 +177,7 @@ Expected<std::unique_ptr<Runtime>> Runtime::open(const std::string &bundleDir,
 
         auto rt = std::make_unique<Runtime>(Private{});
         rt->program_ = std::move(*program);
+        rt->manifest_ = std::move(*manifest);
         if (Status s = rt->initialise(modelRoot, bundleDir, device); !s)
           return s.error();
         return rt;
@@ -153,7 +213,7 @@ Status Runtime::initialise(const std::string &modelRoot,
 
   // Map each weight file once; check every weight's bytes are inside it.
   std::map<std::pair<WeightRootKind, std::string>, size_t> fileIndex;
-  std::vector<const void *> weights;
+  std::vector<const void *> &weights = weights_;
   for (const ProgramWeight &w : program_.weights) {
     auto key = std::make_pair(w.root, w.file);
     auto it = fileIndex.find(key);
@@ -188,7 +248,61 @@ Status Runtime::initialise(const std::string &modelRoot,
   if (!backend)
     return backend.error();
   backend_ = std::move(*backend);
+  device_ = device;
   return backend_->prepare(program_, weights);
+}
+
+Status Runtime::replaceBundleWeights(const std::string &path) {
+  return catchErrors<bool>([&]() -> Expected<bool> {
+           Expected<SafetensorsFile> file = SafetensorsFile::open(path);
+           if (!file)
+             return file.error();
+           std::map<std::string, size_t> bundleWeights;
+           for (size_t i = 0; i < program_.weights.size(); ++i)
+             if (program_.weights[i].root == WeightRootKind::Bundle)
+               bundleWeights.emplace(program_.weights[i].name, i);
+           if (bundleWeights.empty())
+             return Error(path + ": the bundle has no adapters (bundle-root weights) "
+                                 "to replace");
+           // Check everything first: a failure leaves the runtime unchanged.
+           std::vector<std::pair<size_t, const SafetensorsTensor *>> replacements;
+           for (const SafetensorsTensor &t : file->tensors()) {
+             auto it = bundleWeights.find(t.name);
+             if (it == bundleWeights.end())
+               return Error(path + ": tensor '" + t.name +
+                            "' is not an adapter of the bundle (was it trained "
+                            "with another bundle or LoRA configuration?)");
+             const ProgramWeight &w = program_.weights[it->second];
+             if (t.dtype != w.dtype || t.shape != w.shape)
+               return Error(path + ": tensor '" + t.name + "' is " +
+                            userTypeString(t.dtype, t.shape) + ", the bundle's adapter is " +
+                            userTypeString(w.dtype, w.shape));
+             replacements.emplace_back(it->second, &t);
+           }
+           for (const auto &[name, index] : bundleWeights)
+             if (!file->find(name))
+               return Error(path + ": missing adapter tensor '" + name + "' (" +
+                            userTypeString(program_.weights[index].dtype,
+                                           program_.weights[index].shape) +
+                            ")");
+           for (const auto &[index, t] : replacements) {
+             alignedCopies_.emplace_back((t->bytes + 7) / 8 + 1, 0);
+             if (t->bytes)
+               std::memcpy(alignedCopies_.back().data(), t->data, t->bytes);
+             weights_[index] = alignedCopies_.back().data();
+           }
+           // The backend places weights at prepare(): prepare again.
+           Expected<std::unique_ptr<Backend>> backend = createBackend(device_);
+           if (!backend)
+             return backend.error();
+           backend_ = std::move(*backend);
+           if (Status s = backend_->prepare(program_, weights_); !s)
+             return s.error();
+           inputSet_.assign(inputs_.size(), false);
+           ran_ = false;
+           return true;
+         })
+      .status();
 }
 
 Status Runtime::setInput(const std::string &name, DType dtype,

@@ -1,6 +1,7 @@
 //===- Runtime.h - open a bundle, bind inputs, run, read outputs -*- C++ -*-===//
 //
-//   auto rt = Runtime::open("bundle/", "cpu");
+//   auto rt = Runtime::open("bundle/", "cpu");            // the forward plan.pb
+//   auto ts = Runtime::open("bundle/", "cpu", "train_step"); // a "programs" entry
 //   if (!rt) report(rt.message());
 //   (*rt)->setInput("pixel_values", DType::F32, {2, 3, 32, 32}, data, bytes);
 //   (*rt)->run();
@@ -28,11 +29,16 @@ namespace vlora::runtime {
 
 class Runtime {
 public:
-  /// Opens a bundle folder (plan.pb + manifest.json): checks the manifest,
+  /// Opens a bundle folder (manifest.json + plans): checks the manifest,
   /// the plan, that every weight file exists with the size and hash recorded
-  /// at compile time, maps the weights and prepares the backend.
+  /// at compile time, maps the weights and prepares the backend. `program`
+  /// "" is the forward plan.pb; any other name is an entry of the manifest's
+  /// "programs" (its own plan file, plan_hash, inputs/outputs, arena_bytes).
+  /// A weight file's hash is computed once per process for the same (path,
+  /// size, mtime), so opening several programs of a bundle hashes once.
   static Expected<std::unique_ptr<Runtime>> open(const std::string &bundleDir,
-                                                 const std::string &device = "cpu");
+                                                 const std::string &device = "cpu",
+                                                 const std::string &program = "");
 
   /// Runs an already validated program without a manifest (tests, embedding):
   /// MODEL weights are relative to `modelRoot`, BUNDLE ones to `bundleRoot`.
@@ -45,6 +51,16 @@ public:
   const std::vector<TensorInfo> &inputs() const { return inputs_; }
   const std::vector<TensorInfo> &outputs() const { return outputs_; }
   const Program &program() const { return program_; }
+  /// The bundle's manifest (empty for create()).
+  const Manifest &manifest() const { return manifest_; }
+
+  /// Replaces BUNDLE-root weights (the adapters) by the tensors of the same
+  /// name in the safetensors file `path` (e.g. a PEFT
+  /// adapter_model.safetensors). Every tensor of the file must name a
+  /// BUNDLE-root weight of the program with the same dtype and shape, and
+  /// every BUNDLE-root weight must be in the file; errors name the file and
+  /// tensor. Inputs must be set again afterwards.
+  Status replaceBundleWeights(const std::string &path);
 
   /// Copies an input in; dtype and shape must be the compiled ones.
   Status setInput(const std::string &name, kernels::DType dtype,
@@ -66,11 +82,14 @@ private:
                     const std::string &device);
 
   Program program_;
+  Manifest manifest_;
   std::vector<TensorInfo> inputs_, outputs_;
   std::vector<bool> inputSet_;
   bool ran_ = false;
   std::vector<MappedFile> files_;
   std::vector<std::vector<uint64_t>> alignedCopies_;
+  std::vector<const void *> weights_; // plan weight i's bytes
+  std::string device_;
   std::unique_ptr<Backend> backend_;
 };
 

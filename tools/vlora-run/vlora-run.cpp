@@ -1,7 +1,11 @@
 //===- vlora-run.cpp - runs a compiled bundle's forward program -----------===//
 //
 //   vlora-run BUNDLE/ --inputs IN.safetensors --outputs OUT.safetensors
-//             [--device cpu] [--warmup N] [--repeat N]
+//             [--device cpu] [--adapter PATH] [--warmup N] [--repeat N]
+//
+// --adapter PATH: run with trained adapters instead of the bundle's initial
+// ones: a PEFT adapter_model.safetensors (what vlora-train writes) or a
+// folder holding one. Its tensors must be exactly the bundle's adapters.
 //
 // --warmup/--repeat (benchmarking): after loading, run the forward N warmup
 // times untimed, then --repeat times timed (the inputs are copied in again
@@ -19,11 +23,13 @@
 #include "runtime/Safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
 using namespace vlora::runtime;
@@ -33,7 +39,7 @@ int usage(const char *message) {
   std::fprintf(stderr,
                "vlora-run: error: %s\n"
                "usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-               "OUT.safetensors [--device cpu] [--warmup N] [--repeat N]\n",
+               "OUT.safetensors [--device cpu] [--adapter PATH] [--warmup N] [--repeat N]\n",
                message);
   return 1;
 }
@@ -44,7 +50,7 @@ int fail(const std::string &message) {
 }
 
 int runMain(int argc, char **argv) {
-  std::string bundle, inputs, outputs, device = "cpu";
+  std::string bundle, inputs, outputs, adapter, device = "cpu";
   std::string warmupText, repeatText;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -56,7 +62,8 @@ int runMain(int argc, char **argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-                  "OUT.safetensors [--device cpu] [--warmup N] [--repeat N]\n");
+                  "OUT.safetensors [--device cpu] [--adapter PATH] [--warmup N] "
+                  "[--repeat N]\n");
       return 0;
     }
     if (arg == "--inputs") {
@@ -68,6 +75,11 @@ int runMain(int argc, char **argv) {
     } else if (arg == "--device") {
       if (!value(device))
         return usage("--device needs a name");
+    } else if (arg == "--adapter") {
+      if (!value(adapter))
+        return usage("--adapter needs a file or folder");
+    } else if (arg.rfind("--adapter=", 0) == 0) {
+      adapter = arg.substr(10);
     } else if (arg == "--warmup") {
       if (!value(warmupText))
         return usage("--warmup needs a count");
@@ -110,6 +122,15 @@ int runMain(int argc, char **argv) {
   Expected<std::unique_ptr<Runtime>> rt = Runtime::open(bundle, device);
   if (!rt)
     return fail(rt.message());
+  if (!adapter.empty()) {
+    struct stat st;
+    if (::stat(adapter.c_str(), &st) != 0)
+      return fail("--adapter " + adapter + ": " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+      adapter += (adapter.back() == '/' ? "" : "/") + std::string("adapter_model.safetensors");
+    if (Status s = (*rt)->replaceBundleWeights(adapter); !s)
+      return fail(s.message());
+  }
   Expected<SafetensorsFile> in = SafetensorsFile::open(inputs);
   if (!in)
     return fail(in.message());
