@@ -16,6 +16,7 @@
 #include "vlora/kernels/Tensor.h"
 
 #include <string_view>
+#include <vector>
 
 namespace vlora::kernels::cpu {
 using kernels::UnaryOp;
@@ -117,6 +118,97 @@ void expand(const TensorRef &input, const TensorRef &out);
 void pad(const TensorRef &input, const TensorRef &out, const Shape &pads,
          double value);
 void trilu(const TensorRef &input, const TensorRef &out, bool upper, int64_t k);
+
+//===----------------------------------------------------------------------===//
+// Training: loss, gradients, optimizer (kernels/cpu/Training.cpp)
+//
+// Float kernels take f32 and f64 (adamW: the parameter's type); outputs do
+// not alias inputs unless stated.
+//===----------------------------------------------------------------------===//
+
+/// lora_matmul in training: as loraMatmul, but the low-rank path reads
+/// x' = x ⊙ keep / (1 - dropout), where element i of x (row-major) is kept
+/// when philox::keep(philox::streamSeed(seed, counter, stream), i,
+/// float(dropout)), i.e. philox::uniform(...) >= dropout in f32, with
+/// rng = i64[2] [seed, counter] (docs/training.md). dropout == 0 is
+/// loraMatmul. x, w, a and b have one element type.
+void loraMatmulDropout(const TensorRef &x, const TensorRef &w,
+                       const TensorRef &a, const TensorRef &b,
+                       const TensorRef &rng, const TensorRef &out, double scale,
+                       double dropout, int64_t stream, bool transposeB);
+
+/// The reverse of loraMatmul / loraMatmulDropout (same x, w, a, b, scale,
+/// and, with rng non-null and dropout > 0, the same mask) given dy, the
+/// gradient of its result. With x' the masked input flattened to [N, in]:
+/// gradA = scale · (dy·B)ᵀ · x', gradB = scale · dyᵀ · (x'·Aᵀ), and, when
+/// gradX is non-null, gradX = dy · W(ᵀ) + keep ⊙ (scale · dy·B·A) / (1 - p).
+/// GEMMs through BLAS; the full-rank dW is never formed.
+void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
+                    const TensorRef &a, const TensorRef &b, const TensorRef *rng,
+                    const TensorRef &gradA, const TensorRef &gradB,
+                    const TensorRef *gradX, double scale, double dropout,
+                    int64_t stream, bool transposeB);
+
+/// Hugging Face's causal-LM loss into out (f32 []): logits [B, S, V] at
+/// position s predict labels[b, s+1] (i64 [B, S]); positions whose shifted
+/// label is ignoreIndex are skipped; the mean over the n valid ones (NaN
+/// when n == 0, as in PyTorch). Throws KernelError naming the value, batch
+/// and position of a shifted label outside [0, V) that is not ignoreIndex.
+void crossEntropy(const TensorRef &logits, const TensorRef &labels,
+                  const TensorRef &out, int64_t ignoreIndex);
+
+/// d(crossEntropy)/d(logits) into out (logits' type and shape):
+/// dloss / n · (softmax(logits[b, s]) - onehot(labels[b, s+1])) at the valid
+/// positions, 0 elsewhere (the last position included). With n == 0 the
+/// result is all zeros (the loss is NaN and has no gradient to give). dloss
+/// is f32 []. out may be exactly the logits' bytes. Labels are checked as in
+/// crossEntropy.
+void crossEntropyGrad(const TensorRef &dloss, const TensorRef &logits,
+                      const TensorRef &labels, const TensorRef &out,
+                      int64_t ignoreIndex);
+
+/// dx = y · (dy - sum(dy · y, axis)) with y = softmax(x) the forward's
+/// output; grad, output and out have one type and shape. out may be exactly
+/// either input's bytes.
+void softmaxGrad(const TensorRef &grad, const TensorRef &output,
+                 const TensorRef &out, int64_t axis);
+
+/// d(layerNorm)/d(input), normalising over [axis, rank) like layerNorm
+/// (scale has the shape of those dimensions): with xhat = (x - mean) · rstd
+/// and g = dy · scale, dx = rstd · (g - mean(g) - xhat · mean(g · xhat)).
+/// out may be exactly grad's or input's bytes.
+void layerNormGrad(const TensorRef &grad, const TensorRef &input,
+                   const TensorRef &scale, const TensorRef &out, int64_t axis,
+                   double epsilon);
+
+/// The reverse of maskedScatter for its source: the i-th true position of
+/// mask (input's shape, row-major) gives out element i; out elements past
+/// the number of true values are 0. Any element type; throws KernelError
+/// when the mask has more true values than out has elements.
+void maskedSelect(const TensorRef &input, const TensorRef &mask,
+                  const TensorRef &out);
+
+/// out (f32 []) = sqrt(sum of x² over every element of every input),
+/// accumulated in double: clip_grad_norm_'s total norm.
+void globalNorm(const std::vector<TensorRef> &inputs, const TensorRef &out);
+
+/// One torch.optim.AdamW step (decoupled weight decay) on one parameter,
+/// computed in the parameter's type like torch's single-tensor path:
+///   g = grad · gradScale;  p *= 1 - lr · weightDecay
+///   m' = lerp(m, g, 1 - beta1);  v' = v · beta2 + (1 - beta2) · g · g
+///   p' = p - lr / (1 - beta1^t) · m' / (sqrt(v') / sqrt(1 - beta2^t) + eps)
+/// with the scalar factors computed in double. lr, weightDecay and gradScale
+/// are f32 [] (gradScale may be null: 1), step i64 [] (t, 1 for the first
+/// update). Throws KernelError for step < 1, lr < 0 or weightDecay < 0.
+/// Each output may be exactly the bytes of its own input (param, expAvg,
+/// expAvgSq: in place).
+void adamW(const TensorRef &param, const TensorRef &grad,
+           const TensorRef &expAvg, const TensorRef &expAvgSq,
+           const TensorRef &lr, const TensorRef &step,
+           const TensorRef &weightDecay, const TensorRef *gradScale,
+           const TensorRef &newParam, const TensorRef &newExpAvg,
+           const TensorRef &newExpAvgSq, double beta1, double beta2,
+           double eps);
 
 } // namespace vlora::kernels::cpu
 

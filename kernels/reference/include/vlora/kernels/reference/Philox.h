@@ -60,6 +60,25 @@ VLORA_HOST_DEVICE float uniform(uint64_t seed, uint64_t offset) {
   return static_cast<float>(out.x[0] >> 8) * (1.0f / 16777216.0f);
 }
 
+/// SplitMix64's finaliser (Steele, Lea and Flood, "Fast splittable
+/// pseudorandom number generators", OOPSLA'14): a bijective 64-bit mix.
+VLORA_HOST_DEVICE uint64_t splitMix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/// The Philox key of one dropout site in one micro-step: `seed` and
+/// `counter` are the training program's `dropout_rng` = [seed, counter],
+/// `stream` the `lora_matmul`'s `stream` attribute (docs/training.md). Each
+/// input is mixed in turn, so neighbouring counters or streams give
+/// unrelated keys.
+VLORA_HOST_DEVICE uint64_t streamSeed(uint64_t seed, uint64_t counter,
+                                      uint64_t stream) {
+  return splitMix64(splitMix64(splitMix64(seed) ^ counter) ^ stream);
+}
+
 /// Dropout's keep decision for element `offset`: kept with probability 1-p.
 VLORA_HOST_DEVICE bool keep(uint64_t seed, uint64_t offset, float p) {
   return uniform(seed, offset) >= p;
