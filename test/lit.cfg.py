@@ -40,3 +40,36 @@ tools = ["vlora-opt", "vlora-translate", "vlora-compile", "vlora-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.vlora_tools_dir, append_path=True)
+
+# Feature `torch` and substitution %torch_python: a Python with torch,
+# transformers and peft (the reference scripts and scripts/prepare-dataset).
+# $VLORA_TORCH_PYTHON, else /work/venv/bin/python, else the source tree's
+# .venv/ (scripts/setup --with-python); probed once here. Tests that need it
+# say `REQUIRES: torch` and are reported UNSUPPORTED without it. Feature
+# `pillow`: the same Python also has PIL (reading images).
+def find_torch_python():
+    import subprocess
+
+    env = os.environ.get("VLORA_TORCH_PYTHON")
+    candidates = [env] if env else ["/work/venv/bin/python",
+                                    os.path.join(config.vlora_src_root, ".venv", "bin", "python")]
+    probe = ("import torch, transformers, peft\n"
+             "try:\n    import PIL\n    print('pillow')\nexcept ImportError:\n    print('-')\n")
+    for py in candidates:
+        if not os.path.exists(py):
+            continue
+        try:
+            out = subprocess.run([py, "-c", probe], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0:
+            return py, out.stdout.strip() == "pillow"
+    return None, False
+
+
+torch_python, has_pillow = find_torch_python()
+if torch_python:
+    config.available_features.add("torch")
+    config.substitutions.append(("%torch_python", torch_python))
+    if has_pillow:
+        config.available_features.add("pillow")
