@@ -54,7 +54,10 @@ enum class Kernel {
   Unary, Binary, Where, Cast, Matmul, LoRAMatmul, Conv, Softmax, LogSoftmax,
   Cumsum, LayerNorm, RmsNorm, Reduce, ArgMax, Reshape, Transpose, Slice,
   Concat, Split, Gather, GatherElements, GatherND, ScatterND, MaskedScatter,
-  Expand, Pad, Trilu
+  Expand, Pad, Trilu,
+  // Training (docs/training.md).
+  CrossEntropy, CrossEntropyGrad, SoftmaxGrad, LayerNormGrad, LoRAMatmulGrad,
+  MaskedSelect, GlobalNorm, AdamWUpdate
 };
 
 /// One step with its attributes decoded (only those of its kernel are set).
@@ -72,7 +75,11 @@ struct ProgramStep {
   int64_t k = 0;     // trilu
   bool transposeA = false, transposeB = false, keepdims = false,
        selectLast = false, exclusive = false, reverse = false, upper = false;
+  bool inputGrad = false;   // lora_matmul_grad: computes grad_x
+  int64_t stream = 0;       // lora_matmul(_grad) with an rng input: >= 0
+  int64_t ignoreIndex = 0;  // cross_entropy(_grad)
   double epsilon = 0, scale = 0, dropout = 0, value = 0;
+  double beta1 = 0, beta2 = 0, eps = 0; // adamw_update
   kernels::Shape axes; // reduce_*: normalised
   kernels::Shape perm, starts, limits, strides, pads, dilations, shape, sizes;
   kernels::DType castTo = kernels::DType::F32;

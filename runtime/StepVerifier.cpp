@@ -112,7 +112,15 @@ constexpr Kinfo kKernels[] = {
     {"gather_nd", Kernel::GatherND},  {"scatter_nd", Kernel::ScatterND},
     {"masked_scatter", Kernel::MaskedScatter}, {"expand", Kernel::Expand},
     {"pad", Kernel::Pad},             {"trilu", Kernel::Trilu},
-    {"gelu", Kernel::Unary}};
+    {"gelu", Kernel::Unary},
+    {"cross_entropy", Kernel::CrossEntropy},
+    {"cross_entropy_grad", Kernel::CrossEntropyGrad},
+    {"softmax_grad", Kernel::SoftmaxGrad},
+    {"layer_norm_grad", Kernel::LayerNormGrad},
+    {"lora_matmul_grad", Kernel::LoRAMatmulGrad},
+    {"masked_select", Kernel::MaskedSelect},
+    {"global_norm", Kernel::GlobalNorm},
+    {"adamw_update", Kernel::AdamWUpdate}};
 
 int64_t normaliseAxis(int64_t axis, int64_t rank, const char *attr = "axis") {
   if (axis < -rank || axis >= rank)
@@ -199,6 +207,50 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       fail("input " + std::to_string(i) + " must be a float tensor, got " + type(in(i)));
   };
   auto rankOf = [&](size_t i) { return static_cast<int64_t>(in(i).shape.size()); };
+  auto isScalar = [&](size_t i, DType dtype, const char *what) {
+    if (in(i).dtype != dtype || !in(i).shape.empty())
+      fail("input " + std::to_string(i) + " (" + what + ") must be " +
+           typeString(dtype, {}) + ", got " + type(in(i)));
+  };
+  // lora_matmul's x, w, a, b at inputs first..first+3 (step.dropout and
+  // step.transposeB decoded): checks them and returns the result's shape.
+  auto loraShape = [&](size_t first) {
+    size_t x = first, w = first + 1, a = first + 2, b = first + 3;
+    for (size_t i = x; i <= b; ++i)
+      isFloat(i);
+    sameDType(x, w);
+    sameDType(a, b);
+    if (!(step.dropout >= 0 && step.dropout < 1))
+      fail("attribute 'dropout' must be in [0, 1)");
+    if (rankOf(x) < 2 || rankOf(w) != 2 || rankOf(a) != 2 || rankOf(b) != 2)
+      fail("needs x of rank >= 2 and 2-d w, a, b; got " + type(in(x)) + ", " +
+           type(in(w)) + ", " + type(in(a)) + ", " + type(in(b)));
+    int64_t inDim = in(x).shape.back();
+    int64_t wIn = in(w).shape[step.transposeB ? 1 : 0];
+    int64_t outDim = in(w).shape[step.transposeB ? 0 : 1];
+    int64_t r = in(a).shape[0];
+    if (wIn != inDim || in(a).shape[1] != inDim || in(b).shape[0] != outDim ||
+        in(b).shape[1] != r)
+      fail("shapes do not fit: x " + type(in(x)) + ", w " + type(in(w)) + ", a " +
+           type(in(a)) + " (want [r, " + std::to_string(inDim) + "]), b " +
+           type(in(b)) + " (want [" + std::to_string(outDim) + ", r])");
+    Shape shape = in(x).shape;
+    shape.back() = outDim;
+    return shape;
+  };
+  // lora_matmul(_grad)'s optional input `rng` = i64[2] [seed, counter] at
+  // `position`, which needs the attribute `stream`. A plan without rng (the
+  // inference @main) may keep `stream`: no dropout is drawn there.
+  auto loraRng = [&](size_t position) {
+    bool hasRng = step.inputs.size() > position;
+    if (hasRng && (in(position).dtype != DType::I64 || in(position).shape != Shape{2}))
+      fail("input " + std::to_string(position) +
+           " (rng) must be i64[2] = [seed, counter], got " + type(in(position)));
+    if (hasRng || attrs.find("stream"))
+      step.stream = attrs.integer("stream");
+    if (step.stream < 0)
+      fail("attribute 'stream' must be >= 0, got " + std::to_string(step.stream));
+  };
 
   switch (step.kernel) {
   case Kernel::Unary: {
@@ -280,31 +332,36 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     break;
   }
   case Kernel::LoRAMatmul: {
-    arity(4, 4, 1);
+    arity(4, 5, 1);
     step.scale = attrs.real("scale");
     step.dropout = attrs.real("dropout");
     step.transposeB = attrs.unit("transpose_b");
-    for (size_t i = 0; i < 4; ++i)
-      isFloat(i);
-    sameDType(0, 1);
-    sameDType(2, 3);
-    if (!(step.dropout >= 0 && step.dropout < 1))
-      fail("attribute 'dropout' must be in [0, 1)");
-    if (rankOf(0) < 2 || rankOf(1) != 2 || rankOf(2) != 2 || rankOf(3) != 2)
-      fail("needs x of rank >= 2 and 2-d w, a, b; got " + type(in(0)) + ", " +
-           type(in(1)) + ", " + type(in(2)) + ", " + type(in(3)));
-    int64_t inDim = in(0).shape.back();
-    int64_t wIn = in(1).shape[step.transposeB ? 1 : 0];
-    int64_t outDim = in(1).shape[step.transposeB ? 0 : 1];
-    int64_t r = in(2).shape[0];
-    if (wIn != inDim || in(2).shape[1] != inDim || in(3).shape[0] != outDim ||
-        in(3).shape[1] != r)
-      fail("shapes do not fit: x " + type(in(0)) + ", w " + type(in(1)) + ", a " +
-           type(in(2)) + " (want [r, " + std::to_string(inDim) + "]), b " +
-           type(in(3)) + " (want [" + std::to_string(outDim) + ", r])");
-    Shape shape = in(0).shape;
-    shape.back() = outDim;
+    Shape shape = loraShape(0);
+    loraRng(4);
     expectOutput(0, in(0).dtype, shape);
+    break;
+  }
+  case Kernel::LoRAMatmulGrad: {
+    arity(5, 6, 0);
+    step.scale = attrs.real("scale");
+    step.dropout = attrs.real("dropout");
+    step.transposeB = attrs.unit("transpose_b");
+    step.inputGrad = attrs.unit("input_grad");
+    Shape shape = loraShape(1);
+    loraRng(5);
+    if (in(0).dtype != in(1).dtype || in(0).shape != shape)
+      fail("grad " + type(in(0)) + " must have the forward result's type " +
+           typeString(in(1).dtype, shape));
+    size_t outs = step.inputGrad ? 3 : 2;
+    if (step.outputs.size() != outs)
+      fail(std::string("has ") +
+           (step.inputGrad ? "3 outputs (grad_a, grad_b, grad_x)"
+                           : "2 outputs (grad_a, grad_b; grad_x needs 'input_grad')") +
+           ", the plan gives " + std::to_string(step.outputs.size()));
+    expectOutput(0, in(3).dtype, in(3).shape);
+    expectOutput(1, in(4).dtype, in(4).shape);
+    if (step.inputGrad)
+      expectOutput(2, in(1).dtype, in(1).shape);
     break;
   }
   case Kernel::Conv: {
@@ -626,6 +683,102 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     if (rankOf(0) < 2)
       fail("input must have rank >= 2, got " + type(in(0)));
     expectOutput(0, in(0).dtype, in(0).shape);
+    break;
+  }
+  case Kernel::CrossEntropy:
+  case Kernel::CrossEntropyGrad: {
+    bool grad = step.kernel == Kernel::CrossEntropyGrad;
+    arity(grad ? 3 : 2, grad ? 3 : 2, 1);
+    step.ignoreIndex = attrs.integer("ignore_index");
+    size_t logits = grad ? 1 : 0, labels = logits + 1;
+    if (grad)
+      isScalar(0, DType::F32, "dloss");
+    isFloat(logits);
+    if (rankOf(logits) != 3)
+      fail("logits " + type(in(logits)) + " must be [B, S, V]");
+    Shape bs(in(logits).shape.begin(), in(logits).shape.end() - 1);
+    if (in(labels).dtype != DType::I64 || in(labels).shape != bs)
+      fail("labels " + type(in(labels)) + " must be " + typeString(DType::I64, bs) +
+           " ([B, S] of the logits " + type(in(logits)) + ")");
+    if (grad)
+      expectOutput(0, in(logits).dtype, in(logits).shape);
+    else
+      expectOutput(0, DType::F32, {});
+    break;
+  }
+  case Kernel::SoftmaxGrad: {
+    arity(2, 2, 1);
+    step.axis = normaliseAxis(attrs.integer("axis"), rankOf(0));
+    isFloat(0);
+    sameDType(0, 1);
+    if (in(1).shape != in(0).shape)
+      fail("the softmax output " + type(in(1)) + " must have the shape of grad " +
+           type(in(0)));
+    expectOutput(0, in(0).dtype, in(0).shape);
+    break;
+  }
+  case Kernel::LayerNormGrad: {
+    arity(3, 3, 1);
+    step.axis = normaliseAxis(attrs.integer("axis"), rankOf(1));
+    step.epsilon = attrs.real("epsilon");
+    isFloat(1);
+    sameDType(0, 1);
+    sameDType(1, 2);
+    if (in(0).shape != in(1).shape)
+      fail("grad " + type(in(0)) + " must have the shape of input " + type(in(1)));
+    Shape normalised(in(1).shape.begin() + step.axis, in(1).shape.end());
+    if (in(2).shape != normalised)
+      fail("scale " + type(in(2)) + " must have shape " +
+           kernels::shapeString(normalised));
+    expectOutput(0, in(1).dtype, in(1).shape);
+    break;
+  }
+  case Kernel::MaskedSelect: {
+    arity(2, 2, 1);
+    isBool(1);
+    step.shape = attrs.ints("shape");
+    for (int64_t d : step.shape)
+      if (d < 0)
+        fail("attribute 'shape' " + kernels::shapeString(step.shape) +
+             " has a negative dimension");
+    if (in(1).shape != in(0).shape)
+      fail("mask " + type(in(1)) + " must have the shape of input " + type(in(0)));
+    expectOutput(0, in(0).dtype, step.shape);
+    break;
+  }
+  case Kernel::GlobalNorm: {
+    if (step.inputs.empty())
+      fail("needs at least one input");
+    arity(1, step.inputs.size(), 1);
+    for (size_t i = 0; i < step.inputs.size(); ++i)
+      isFloat(i);
+    expectOutput(0, DType::F32, {});
+    break;
+  }
+  case Kernel::AdamWUpdate: {
+    // param, grad, exp_avg, exp_avg_sq, lr, step, weight_decay[, grad_scale]
+    arity(7, 8, 3);
+    step.beta1 = attrs.real("beta1");
+    step.beta2 = attrs.real("beta2");
+    step.eps = attrs.real("eps");
+    if (!(step.beta1 >= 0 && step.beta1 < 1) || !(step.beta2 >= 0 && step.beta2 < 1))
+      fail("attributes 'beta1' and 'beta2' must be in [0, 1), got " +
+           std::to_string(step.beta1) + " and " + std::to_string(step.beta2));
+    if (!(step.eps > 0))
+      fail("attribute 'eps' must be > 0, got " + std::to_string(step.eps));
+    isFloat(0);
+    const char *names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
+    for (size_t i = 1; i < 4; ++i)
+      if (in(i).dtype != in(0).dtype || in(i).shape != in(0).shape)
+        fail("input " + std::to_string(i) + " (" + names[i] + ") " + type(in(i)) +
+             " must have the parameter's type " + type(in(0)));
+    isScalar(4, DType::F32, "lr");
+    isScalar(5, DType::I64, "step");
+    isScalar(6, DType::F32, "weight_decay");
+    if (step.inputs.size() == 8)
+      isScalar(7, DType::F32, "grad_scale");
+    for (size_t o = 0; o < 3; ++o)
+      expectOutput(o, in(0).dtype, in(0).shape);
     break;
   }
   }

@@ -155,11 +155,29 @@ private:
     case Kernel::RmsNorm:
       return isBlasFloat(d) ? "" : no(d);
     case Kernel::LoRAMatmul:
-      if (!isBlasFloat(d))
-        return no(d);
-      if (dtypeOf(s, 2) != d)
-        return "has no 'lora_matmul' kernel for " + std::string(kernels::dtypeName(d)) +
-               " activations with " + kernels::dtypeName(dtypeOf(s, 2)) + " adapters";
+    case Kernel::LoRAMatmulGrad: {
+      // x is input 0 of lora_matmul, input 1 of lora_matmul_grad.
+      size_t x = s.kernel == Kernel::LoRAMatmul ? 0 : 1;
+      DType dx = dtypeOf(s, x), da = dtypeOf(s, x + 2);
+      if (!isBlasFloat(dx))
+        return no(dx);
+      if (da != dx)
+        return "has no '" + s.kernelName + "' kernel for " +
+               std::string(kernels::dtypeName(dx)) + " activations with " +
+               kernels::dtypeName(da) + " adapters";
+      return "";
+    }
+    case Kernel::CrossEntropy:
+    case Kernel::SoftmaxGrad:
+    case Kernel::AdamWUpdate:
+      return isBlasFloat(d) ? "" : no(d);
+    case Kernel::CrossEntropyGrad:
+    case Kernel::LayerNormGrad:
+      return isBlasFloat(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));
+    case Kernel::GlobalNorm:
+      for (size_t i = 0; i < s.inputs.size(); ++i)
+        if (!isBlasFloat(dtypeOf(s, i)))
+          return no(dtypeOf(s, i));
       return "";
     case Kernel::Cumsum:
     case Kernel::Reduce:
@@ -202,7 +220,28 @@ private:
     case Kernel::Matmul:
       return cpu::matmul(in[0], in[1], out[0], s.transposeA, s.transposeB);
     case Kernel::LoRAMatmul:
+      if (in.size() > 4)
+        return cpu::loraMatmulDropout(in[0], in[1], in[2], in[3], in[4], out[0],
+                                      s.scale, s.dropout, s.stream, s.transposeB);
       return cpu::loraMatmul(in[0], in[1], in[2], in[3], out[0], s.scale, s.transposeB);
+    case Kernel::LoRAMatmulGrad:
+      return cpu::loraMatmulGrad(in[0], in[1], in[2], in[3], in[4],
+                                 in.size() > 5 ? &in[5] : nullptr, out[0], out[1],
+                                 out.size() > 2 ? &out[2] : nullptr, s.scale,
+                                 s.dropout, s.stream, s.transposeB);
+    case Kernel::CrossEntropy:
+      return cpu::crossEntropy(in[0], in[1], out[0], s.ignoreIndex);
+    case Kernel::CrossEntropyGrad:
+      return cpu::crossEntropyGrad(in[0], in[1], in[2], out[0], s.ignoreIndex);
+    case Kernel::SoftmaxGrad: return cpu::softmaxGrad(in[0], in[1], out[0], s.axis);
+    case Kernel::LayerNormGrad:
+      return cpu::layerNormGrad(in[0], in[1], in[2], out[0], s.axis, s.epsilon);
+    case Kernel::MaskedSelect: return cpu::maskedSelect(in[0], in[1], out[0]);
+    case Kernel::GlobalNorm: return cpu::globalNorm(in, out[0]);
+    case Kernel::AdamWUpdate:
+      return cpu::adamW(in[0], in[1], in[2], in[3], in[4], in[5], in[6],
+                        in.size() > 7 ? &in[7] : nullptr, out[0], out[1], out[2],
+                        s.beta1, s.beta2, s.eps);
     case Kernel::Conv:
       return cpu::conv(in[0], in[1], in.size() > 2 ? &in[2] : nullptr, out[0],
                        s.strides, s.pads, s.dilations, s.group);

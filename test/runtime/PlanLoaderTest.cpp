@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 
 using namespace vlora;
@@ -42,6 +43,121 @@ TEST_P(PlanLoaderBad, IsRefusedWithAClearMessage) {
 }
 
 plan::Step &step(plan::Plan &p, int i) { return *p.mutable_steps(i); }
+
+//===----------------------------------------------------------------------===//
+// A valid plan with one step of every training kernel
+//===----------------------------------------------------------------------===//
+
+/// A new arena value in its own 256-byte slot after the arena's end.
+uint32_t arenaValue(plan::Plan &p, std::vector<int64_t> shape, const std::string &name,
+                    plan::DType dtype = plan::F32) {
+  addValue(p, std::move(shape), name, dtype)->set_arena_offset(p.arena_bytes());
+  p.set_arena_bytes(p.arena_bytes() + 256);
+  return static_cast<uint32_t>(p.values_size() - 1);
+}
+
+/// An arena value bound as a plan input (or output).
+uint32_t bound(plan::Plan &p, std::vector<int64_t> shape, const std::string &name,
+               plan::DType dtype = plan::F32, bool output = false) {
+  uint32_t v = arenaValue(p, std::move(shape), name, dtype);
+  plan::Binding *b = output ? p.add_outputs() : p.add_inputs();
+  b->set_name(name);
+  b->set_value(v);
+  return v;
+}
+uint32_t result(plan::Plan &p, std::vector<int64_t> shape, const std::string &name,
+                plan::DType dtype = plan::F32) {
+  return bound(p, std::move(shape), name, dtype, true);
+}
+
+/// The steps trainingPlan() appends to the tiny plan (steps 0-2), in order.
+enum TrainingStep {
+  kCrossEntropy = 3, kCrossEntropyGrad, kSoftmaxGrad, kLayerNormGrad, kLoRAMatmul,
+  kLoRAMatmulGrad, kMaskedSelect, kGlobalNorm, kAdamW
+};
+
+/// The tiny plan (x f32[2, 3], W f32[3, 4], xw = x · W f32[2, 4]) plus:
+///   loss = cross_entropy(lm_logits f32[2, 3, 5], labels i64[2, 3])
+///   dlogits = cross_entropy_grad(dloss, lm_logits, labels)
+///   dsm = softmax_grad(dy f32[2, 5], y f32[2, 5]) axis -1
+///   dln = layer_norm_grad(dy, y, gamma f32[5]) axis 1
+///   ly = lora_matmul(x, W, A f32[2, 3], B f32[4, 2], rng i64[2]) stream 3
+///   gA, gB, gx = lora_matmul_grad(xw, x, W, A, B, rng) input_grad stream 3
+///   sel = masked_select(x, mask i1[2, 3]) shape [4]
+///   norm = global_norm(gA, gB)
+///   A1, m1, v1 = adamw_update(A, gA, m, v, lr, step, wd, norm)
+plan::Plan trainingPlan() {
+  plan::Plan p = test::tinyPlan();
+  uint32_t logits = bound(p, {2, 3, 5}, "lm_logits"),
+           labels = bound(p, {2, 3}, "labels", plan::I64),
+           dloss = bound(p, {}, "dloss"), dy = bound(p, {2, 5}, "dy"),
+           y = bound(p, {2, 5}, "y"), gamma = bound(p, {5}, "gamma"),
+           a = bound(p, {2, 3}, "A"), b = bound(p, {4, 2}, "B"),
+           rng = bound(p, {2}, "rng", plan::I64), mask = bound(p, {2, 3}, "mask", plan::BOOL),
+           m = bound(p, {2, 3}, "m"), v = bound(p, {2, 3}, "v"), lr = bound(p, {}, "lr"),
+           stepNo = bound(p, {}, "step", plan::I64), wd = bound(p, {}, "wd");
+  uint32_t loss = result(p, {}, "loss"), dlogits = result(p, {2, 3, 5}, "dlogits"),
+           dsm = result(p, {2, 5}, "dsm"), dln = result(p, {2, 5}, "dln"),
+           ly = result(p, {2, 4}, "ly"), gA = result(p, {2, 3}, "gA"),
+           gB = result(p, {4, 2}, "gB"), gx = result(p, {2, 3}, "gx"),
+           sel = result(p, {4}, "sel"), norm = result(p, {}, "norm"),
+           a1 = result(p, {2, 3}, "A1"), m1 = result(p, {2, 3}, "m1"),
+           v1 = result(p, {2, 3}, "v1");
+  addAttr(addStep(p, "cross_entropy", {logits, labels}, {loss}, "/loss"), "ignore_index")
+      ->set_i(-100);
+  addAttr(addStep(p, "cross_entropy_grad", {dloss, logits, labels}, {dlogits}, "/loss_grad"),
+          "ignore_index")
+      ->set_i(-100);
+  addAttr(addStep(p, "softmax_grad", {dy, y}, {dsm}, "/softmax_grad"), "axis")->set_i(-1);
+  plan::Step *ln = addStep(p, "layer_norm_grad", {dy, y, gamma}, {dln}, "/ln_grad");
+  addAttr(ln, "axis")->set_i(1);
+  addAttr(ln, "epsilon")->set_f(1e-5);
+  auto lora = [&](plan::Step *s) {
+    addAttr(s, "scale")->set_f(2.0);
+    addAttr(s, "dropout")->set_f(0.25);
+    addAttr(s, "stream")->set_i(3);
+    return s;
+  };
+  lora(addStep(p, "lora_matmul", {0, 1, a, b, rng}, {ly}, "/q_proj"));
+  addAttr(lora(addStep(p, "lora_matmul_grad", {3, 0, 1, a, b, rng}, {gA, gB, gx},
+                       "/q_proj_grad")),
+          "input_grad")
+      ->set_i(1);
+  auto *shape = addAttr(addStep(p, "masked_select", {0, mask}, {sel}, "/select"), "shape")
+                    ->mutable_ints();
+  shape->add_values(4);
+  addStep(p, "global_norm", {gA, gB}, {norm}, "/norm");
+  plan::Step *adam =
+      addStep(p, "adamw_update", {a, gA, m, v, lr, stepNo, wd, norm}, {a1, m1, v1}, "/adamw");
+  addAttr(adam, "beta1")->set_f(0.9);
+  addAttr(adam, "beta2")->set_f(0.999);
+  addAttr(adam, "eps")->set_f(1e-8);
+  return p;
+}
+
+/// The value index of `name` in trainingPlan().
+int valueNamed(const plan::Plan &p, const std::string &name) {
+  for (int i = 0; i < p.values_size(); ++i)
+    if (p.values(i).name() == name)
+      return i;
+  return -1;
+}
+void setDType(plan::Plan &p, const std::string &name, plan::DType dtype) {
+  p.mutable_values(valueNamed(p, name))->mutable_type()->set_dtype(dtype);
+}
+plan::Attribute *attrNamed(plan::Step &s, const std::string &name) {
+  for (plan::Attribute &a : *s.mutable_attributes())
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+void removeAttr(plan::Step &s, const std::string &name) {
+  for (int i = 0; i < s.attributes_size(); ++i)
+    if (s.attributes(i).name() == name) {
+      s.mutable_attributes()->DeleteSubrange(i, 1);
+      return;
+    }
+}
 
 const BadPlan kBadPlans[] = {
     {"version", [](plan::Plan &p) { p.set_format_version(7); },
@@ -146,6 +262,131 @@ const BadPlan kBadPlans[] = {
        p.mutable_weights(0)->set_length(64);
        p.mutable_values(3)->set_arena_offset(0);
      }, "output value 3 ('xw') overlaps input value 0 ('x')"},
+    // Training kernels.
+    {"cross_entropy arity", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kCrossEntropy).mutable_inputs()->RemoveLast();
+     }, "step 3 'cross_entropy' at '/loss': takes 2 inputs, the plan gives 1"},
+    {"cross_entropy labels dtype", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "labels", plan::I32);
+     }, "step 3 'cross_entropy' at '/loss': labels i32[2, 3] must be i64[2, 3] ([B, S] of "
+        "the logits f32[2, 3, 5])"},
+    {"cross_entropy ignore_index", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kCrossEntropy).clear_attributes();
+     }, "step 3 'cross_entropy' at '/loss': missing attribute 'ignore_index'"},
+    {"cross_entropy logits rank", [](plan::Plan &p) {
+       p = trainingPlan();
+       p.mutable_values(valueNamed(p, "lm_logits"))->mutable_type()->add_shape(1);
+     }, "logits f32[2, 3, 5, 1] must be [B, S, V]"},
+    {"cross_entropy_grad dloss", [](plan::Plan &p) {
+       p = trainingPlan();
+       p.mutable_values(valueNamed(p, "dloss"))->mutable_type()->add_shape(1);
+     }, "step 4 'cross_entropy_grad' at '/loss_grad': input 0 (dloss) must be f32[], got "
+        "f32[1]"},
+    {"cross_entropy_grad output", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "dlogits", plan::F64);
+     }, "output 0 value 22 ('dlogits') is f64[2, 3, 5], the kernel computes f32[2, 3, 5]"},
+    {"softmax_grad shapes", [](plan::Plan &p) {
+       p = trainingPlan();
+       p.mutable_values(valueNamed(p, "y"))->mutable_type()->set_shape(1, 4);
+     }, "step 5 'softmax_grad' at '/softmax_grad': the softmax output f32[2, 4] must have "
+        "the shape of grad f32[2, 5]"},
+    {"softmax_grad dtype", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "dy", plan::I32);
+     }, "step 5 'softmax_grad' at '/softmax_grad': input 0 must be a float tensor, got "
+        "i32[2, 5]"},
+    {"layer_norm_grad scale", [](plan::Plan &p) {
+       p = trainingPlan();
+       attrNamed(step(p, kLayerNormGrad), "axis")->set_i(0);
+     }, "step 6 'layer_norm_grad' at '/ln_grad': scale f32[5] must have shape [2, 5]"},
+    {"layer_norm_grad epsilon", [](plan::Plan &p) {
+       p = trainingPlan();
+       removeAttr(step(p, kLayerNormGrad), "epsilon");
+     }, "step 6 'layer_norm_grad' at '/ln_grad': missing attribute 'epsilon'"},
+    {"lora_matmul rng dtype", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "rng", plan::F32);
+     }, "step 7 'lora_matmul' at '/q_proj': input 4 (rng) must be i64[2] = [seed, "
+        "counter], got f32[2]"},
+    {"lora_matmul rng without stream", [](plan::Plan &p) {
+       p = trainingPlan();
+       removeAttr(step(p, kLoRAMatmul), "stream");
+     }, "step 7 'lora_matmul' at '/q_proj': missing attribute 'stream'"},
+    {"lora_matmul negative stream", [](plan::Plan &p) {
+       p = trainingPlan();
+       attrNamed(step(p, kLoRAMatmul), "stream")->set_i(-1);
+     }, "attribute 'stream' must be >= 0, got -1"},
+    {"lora_matmul arity", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kLoRAMatmul).add_inputs(0);
+     }, "step 7 'lora_matmul' at '/q_proj': takes 4 to 5 inputs, the plan gives 6"},
+    {"lora_matmul_grad outputs", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kLoRAMatmulGrad).mutable_outputs()->RemoveLast();
+     }, "step 8 'lora_matmul_grad' at '/q_proj_grad': has 3 outputs (grad_a, grad_b, "
+        "grad_x), the plan gives 2"},
+    {"lora_matmul_grad without input_grad", [](plan::Plan &p) {
+       p = trainingPlan();
+       removeAttr(step(p, kLoRAMatmulGrad), "input_grad");
+     }, "has 2 outputs (grad_a, grad_b; grad_x needs 'input_grad'), the plan gives 3"},
+    {"lora_matmul_grad grad shape", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kLoRAMatmulGrad).set_inputs(0, 0);
+     }, "step 8 'lora_matmul_grad' at '/q_proj_grad': grad f32[2, 3] must have the forward "
+        "result's type f32[2, 4]"},
+    {"lora_matmul_grad adapter shape", [](plan::Plan &p) {
+       p = trainingPlan();
+       p.mutable_values(valueNamed(p, "B"))->mutable_type()->set_shape(0, 3);
+     }, "shapes do not fit: x f32[2, 3], w f32[3, 4], a f32[2, 3] (want [r, 3]), b f32[3, "
+        "2] (want [4, r])"},
+    {"masked_select shape", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kMaskedSelect).clear_attributes();
+     }, "step 9 'masked_select' at '/select': missing attribute 'shape'"},
+    {"masked_select mask", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "mask", plan::U8);
+     }, "step 9 'masked_select' at '/select': input 1 must be i1 (bool), got u8[2, 3]"},
+    {"global_norm dtype", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kGlobalNorm).set_inputs(1, static_cast<uint32_t>(valueNamed(p, "labels")));
+     }, "step 10 'global_norm' at '/norm': input 1 must be a float tensor, got i64[2, 3]"},
+    {"global_norm no inputs", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kGlobalNorm).clear_inputs();
+     }, "step 10 'global_norm' at '/norm': needs at least one input"},
+    {"adamw_update step dtype", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "step", plan::F32);
+     }, "step 11 'adamw_update' at '/adamw': input 5 (step) must be i64[], got f32[]"},
+    {"adamw_update arity", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kAdamW).mutable_inputs()->Truncate(6);
+     }, "step 11 'adamw_update' at '/adamw': takes 7 to 8 inputs, the plan gives 6"},
+    {"adamw_update outputs", [](plan::Plan &p) {
+       p = trainingPlan();
+       step(p, kAdamW).mutable_outputs()->RemoveLast();
+     }, "step 11 'adamw_update' at '/adamw': has 3 outputs, the plan gives 2"},
+    {"adamw_update beta2", [](plan::Plan &p) {
+       p = trainingPlan();
+       removeAttr(step(p, kAdamW), "beta2");
+     }, "step 11 'adamw_update' at '/adamw': missing attribute 'beta2'"},
+    {"adamw_update beta range", [](plan::Plan &p) {
+       p = trainingPlan();
+       attrNamed(step(p, kAdamW), "beta1")->set_f(1.0);
+     }, "attributes 'beta1' and 'beta2' must be in [0, 1), got 1.000000 and 0.999000"},
+    {"adamw_update weight_decay attribute", [](plan::Plan &p) {
+       p = trainingPlan();
+       addAttr(&step(p, kAdamW), "weight_decay")->set_f(0.01);
+     }, "step 11 'adamw_update' at '/adamw': unknown attribute 'weight_decay'"},
+    {"adamw_update exp_avg shape", [](plan::Plan &p) {
+       p = trainingPlan();
+       p.mutable_values(valueNamed(p, "m"))->mutable_type()->set_shape(0, 1);
+     }, "input 2 (exp_avg) f32[1, 3] must have the parameter's type f32[2, 3]"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, PlanLoaderBad, ::testing::ValuesIn(kBadPlans),
@@ -313,6 +554,101 @@ TEST(Runtime, KernelErrorsNameTheStep) {
   ids[0] = -4;
   ASSERT_TRUE((*rt)->setInput("ids", kernels::DType::I64, {1}, ids, 8).ok());
   EXPECT_TRUE((*rt)->run().ok());
+}
+
+TEST(PlanLoader, TrainingStepsAreAcceptedAndDecoded) {
+  Expected<Program> program = validatePlan(trainingPlan(), "plan.pb");
+  ASSERT_TRUE(program.ok()) << program.message();
+  const std::vector<ProgramStep> &steps = program->steps;
+  EXPECT_EQ(steps[kCrossEntropy].kernel, Kernel::CrossEntropy);
+  EXPECT_EQ(steps[kCrossEntropy].ignoreIndex, -100);
+  EXPECT_EQ(steps[kSoftmaxGrad].axis, 1);
+  EXPECT_EQ(steps[kLoRAMatmul].stream, 3);
+  EXPECT_EQ(steps[kLoRAMatmul].dropout, 0.25);
+  EXPECT_TRUE(steps[kLoRAMatmulGrad].inputGrad);
+  EXPECT_EQ(steps[kLoRAMatmulGrad].stream, 3);
+  EXPECT_EQ(steps[kAdamW].kernel, Kernel::AdamWUpdate);
+  EXPECT_EQ(steps[kAdamW].beta2, 0.999);
+  EXPECT_EQ(steps[kAdamW].eps, 1e-8);
+  // An inference lora_matmul (no rng) may keep its stream attribute.
+  plan::Plan p = trainingPlan();
+  step(p, kLoRAMatmul).mutable_inputs()->RemoveLast();
+  Expected<Program> inference = validatePlan(p, "plan.pb");
+  EXPECT_TRUE(inference.ok()) << inference.message();
+}
+
+TEST(Runtime, RunsTheTrainingKernelsOnTheCpu) {
+  std::string dir = test::makeTempDir("train");
+  test::writeWeights(dir + "/w.bin");
+  auto rt = Runtime::create(*validatePlan(trainingPlan(), "plan.pb"), dir, dir);
+  ASSERT_TRUE(rt.ok()) << rt.message();
+  using kernels::DType;
+  auto set = [&](const std::string &name, DType dtype, const kernels::Shape &shape,
+                 const void *data) {
+    size_t bytes = kernels::numElements(shape) * kernels::dtypeSize(dtype);
+    Status s = (*rt)->setInput(name, dtype, shape, data, bytes);
+    ASSERT_TRUE(s.ok()) << s.message();
+  };
+  // Zero logits: each valid label costs log(5).
+  std::vector<float> logits(30, 0.0f), dy(10, 0.5f), y(10, 0.1f), gamma(5, 1.0f),
+      a(6, 0.25f), b(8, -0.5f), m(6, 0.0f), v(6, 0.0f);
+  std::vector<int64_t> labels = {-100, 1, 2, 3, -100, 4}, rng = {7, 0}, step = {1};
+  std::vector<uint8_t> mask = {1, 0, 1, 1, 0, 0};
+  float dloss = 1, lr = 0.01f, wd = 0;
+  set("x", DType::F32, {2, 3}, test::kX.data());
+  set("lm_logits", DType::F32, {2, 3, 5}, logits.data());
+  set("labels", DType::I64, {2, 3}, labels.data());
+  set("dloss", DType::F32, {}, &dloss);
+  set("dy", DType::F32, {2, 5}, dy.data());
+  set("y", DType::F32, {2, 5}, y.data());
+  set("gamma", DType::F32, {5}, gamma.data());
+  set("A", DType::F32, {2, 3}, a.data());
+  set("B", DType::F32, {4, 2}, b.data());
+  set("rng", DType::I64, {2}, rng.data());
+  set("mask", DType::Bool, {2, 3}, mask.data());
+  set("m", DType::F32, {2, 3}, m.data());
+  set("v", DType::F32, {2, 3}, v.data());
+  set("lr", DType::F32, {}, &lr);
+  set("step", DType::I64, {}, step.data());
+  set("wd", DType::F32, {}, &wd);
+  Status s = (*rt)->run();
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto scalar = [&](const std::string &name) {
+    auto out = (*rt)->output(name);
+    EXPECT_TRUE(out.ok()) << out.message();
+    float f = 0;
+    if (out.ok())
+      std::memcpy(&f, out->data(), 4);
+    return f;
+  };
+  // labels[b, s+1]: batch 0 predicts 1 and 2, batch 1 predicts 4 (3 valid).
+  EXPECT_NEAR(scalar("loss"), std::log(5.0), 1e-6) << "tolerance 1e-6 abs";
+  auto sel = (*rt)->output("sel");
+  ASSERT_TRUE(sel.ok());
+  const float *picked = reinterpret_cast<const float *>(sel->data());
+  EXPECT_EQ(std::vector<float>(picked, picked + 4),
+            (std::vector<float>{test::kX[0], test::kX[2], test::kX[3], 0.0f}));
+  EXPECT_GT(scalar("norm"), 0.0f);
+  // A run-time kernel error names the step.
+  step[0] = 0;
+  set("step", DType::I64, {}, step.data());
+  EXPECT_EQ((*rt)->run().message(),
+            "step 11 'adamw_update' at '/adamw': adamw_update: step 0 must be >= 1 (1 for "
+            "the first update)");
+}
+
+TEST(Runtime, TrainingKernelTypesTheCpuLacks) {
+  plan::Plan p = trainingPlan();
+  setDType(p, "lm_logits", plan::F16);
+  setDType(p, "dlogits", plan::F16);
+  auto program = validatePlan(p, "plan.pb");
+  ASSERT_TRUE(program.ok()) << program.message();
+  std::string dir = test::makeTempDir("train-f16");
+  test::writeWeights(dir + "/w.bin");
+  auto rt = Runtime::create(std::move(*program), dir, dir);
+  ASSERT_FALSE(rt.ok());
+  EXPECT_EQ(rt.message(), "plan.pb: step 3 'cross_entropy' at '/loss': the cpu backend has "
+                          "no 'cross_entropy' kernel for element type f16");
 }
 
 } // namespace
