@@ -197,8 +197,12 @@ def hyperparameters() -> dict:
         "max_grad_norm": MAX_GRAD_NORM,
         "clipping": "torch.nn.utils.clip_grad_norm_(lora params, max_norm): grad_norm = L2 norm over all "
                     "gradients; every gradient *= min(1, max_norm / (grad_norm + 1e-6))",
-        "adamw_update": "p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; "
-                        "p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps); t = 1 for the first step",
+        "adamw_update": "torch's _single_tensor_adam, in float32 with double scalars: p *= 1 - lr*wd; "
+                        "m.lerp_(g, 1-b1) (= m + (1-b1)*(g-m)); v = v*b2 + (1-b2)*g*g; "
+                        "p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps); t = 1 for the first step; "
+                        "m = v = 0 initially",
+        "clip_detail": "grad_norm = norm of the per-tensor L2 norms (float32); the gradients are always "
+                       "multiplied by the float32 clamp(max_norm / (grad_norm + 1e-6), max=1)",
         "loss": "transformers ForCausalLMLoss (model.loss_function): logits.float(), labels padded by one "
                 "-100 on the right and shifted left, cross_entropy(ignore_index=-100, reduction='mean')",
         "ignore_index": IGNORE_INDEX,
