@@ -62,7 +62,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j)
-        c[i * ldc + j] = beta == 0 ? T(0) : static_cast<T>(beta * c[i * ldc + j]);
+        c[i * ldc + j] =
+            beta == 0 ? T(0) : static_cast<T>(beta * c[i * ldc + j]);
     return;
   }
   auto ld = [](int64_t v) { return blasSize(std::max<int64_t>(v, 1)); };
@@ -129,28 +130,28 @@ void loraMatmulDropout(const TensorRef &x, const TensorRef &w,
             w.as<const T>(), w.shape.back(), 0.0, y, outDim);
     if (rows == 0 || outDim == 0 || r == 0)
       return;
-    std::vector<T> xd =
-        dropoutApply(x.as<const T>(), dropoutKeep(rng, x.numel(), dropout, stream),
-                     dropout);
+    std::vector<T> xd = dropoutApply(
+        x.as<const T>(), dropoutKeep(rng, x.numel(), dropout, stream), dropout);
     std::vector<T> u(static_cast<size_t>(rows * r));
     gemm<T>(false, true, rows, r, in, 1.0, xd.data(), in, a.as<const T>(), in,
             0.0, u.data(), r);
-    gemm<T>(false, true, rows, outDim, r, scale, u.data(), r, b.as<const T>(), r,
-            1.0, y, outDim);
+    gemm<T>(false, true, rows, outDim, r, scale, u.data(), r, b.as<const T>(),
+            r, 1.0, y, outDim);
   });
 }
 
 void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
-                    const TensorRef &a, const TensorRef &b, const TensorRef *rng,
-                    const TensorRef &gradA, const TensorRef &gradB,
-                    const TensorRef *gradX, double scale, double dropout,
-                    int64_t stream, bool tb) {
+                    const TensorRef &a, const TensorRef &b,
+                    const TensorRef *rng, const TensorRef &gradA,
+                    const TensorRef &gradB, const TensorRef *gradX,
+                    double scale, double dropout, int64_t stream, bool tb) {
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
   int64_t n = leadingRows(x.shape);
   bool drop = rng && dropout > 0;
   visitFloat(x.dtype, "lora_matmul_grad", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T *pdy = dy.as<const T>(), *pa = a.as<const T>(), *pb = b.as<const T>();
+    const T *pdy = dy.as<const T>(), *pa = a.as<const T>(),
+            *pb = b.as<const T>();
     std::vector<uint8_t> keep;
     std::vector<T> xd;
     const T *xp = x.as<const T>();
@@ -160,15 +161,16 @@ void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
       xp = xd.data();
     }
     // u = x'·Aᵀ [n, r]; du = scale · dy·B [n, r].
-    std::vector<T> u(static_cast<size_t>(n * r)), du(static_cast<size_t>(n * r));
+    std::vector<T> u(static_cast<size_t>(n * r)),
+        du(static_cast<size_t>(n * r));
     gemm<T>(false, true, n, r, in, 1.0, xp, in, pa, in, 0.0, u.data(), r);
-    gemm<T>(false, false, n, r, outDim, scale, pdy, outDim, pb, r, 0.0, du.data(),
-            r);
+    gemm<T>(false, false, n, r, outDim, scale, pdy, outDim, pb, r, 0.0,
+            du.data(), r);
     // dB = scale · dyᵀ·u [out, r]; dA = duᵀ·x' [r, in].
     gemm<T>(true, false, outDim, r, n, scale, pdy, outDim, u.data(), r, 0.0,
             gradB.as<T>(), r);
-    gemm<T>(true, false, r, in, n, 1.0, du.data(), r, xp, in, 0.0, gradA.as<T>(),
-            in);
+    gemm<T>(true, false, r, in, n, 1.0, du.data(), r, xp, in, 0.0,
+            gradA.as<T>(), in);
     if (!gradX)
       return;
     // dx = dy·Wᵀ (w [in, out]) or dy·W (transposed: w [out, in]) ...
@@ -181,7 +183,8 @@ void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
       return;
     }
     std::vector<T> t(static_cast<size_t>(n * in));
-    gemm<T>(false, false, n, in, r, 1.0, du.data(), r, pa, in, 0.0, t.data(), in);
+    gemm<T>(false, false, n, in, r, 1.0, du.data(), r, pa, in, 0.0, t.data(),
+            in);
     T s = static_cast<T>(1.0 / (1.0 - dropout));
     for (size_t i = 0; i < t.size(); ++i)
       if (keep[i])
@@ -225,12 +228,11 @@ CausalLM checkLabels(const TensorRef &logits, const TensorRef &labels,
       if (label == ignoreIndex)
         continue;
       if (label < 0 || label >= lm.vocab)
-        throw KernelError(std::string(op) + ": label " + std::to_string(label) +
-                          " at batch " + std::to_string(b) + ", position " +
-                          std::to_string(s) + " is outside [0, " +
-                          std::to_string(lm.vocab) +
-                          ") and is not ignore_index " +
-                          std::to_string(ignoreIndex));
+        throw KernelError(
+            std::string(op) + ": label " + std::to_string(label) +
+            " at batch " + std::to_string(b) + ", position " +
+            std::to_string(s) + " is outside [0, " + std::to_string(lm.vocab) +
+            ") and is not ignore_index " + std::to_string(ignoreIndex));
       ++valid;
     }
   return lm;
@@ -254,12 +256,14 @@ std::pair<T, double> rowExpSum(const T *x, int64_t vocab) {
 void crossEntropy(const TensorRef &logits, const TensorRef &labels,
                   const TensorRef &out, int64_t ignoreIndex) {
   int64_t valid = 0;
-  CausalLM lm = checkLabels(logits, labels, ignoreIndex, "cross_entropy", valid);
+  CausalLM lm =
+      checkLabels(logits, labels, ignoreIndex, "cross_entropy", valid);
   std::vector<double> losses(static_cast<size_t>(lm.rows()), 0.0);
   visitFloat(logits.dtype, "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T *x = logits.as<const T>();
-    int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(lm.vocab, 1));
+    int64_t grain =
+        std::max<int64_t>(1, kGrain / std::max<int64_t>(lm.vocab, 1));
     parallelFor(lm.rows(), grain, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         int64_t label = lm.target(row, ignoreIndex);
@@ -276,9 +280,9 @@ void crossEntropy(const TensorRef &logits, const TensorRef &labels,
   for (double l : losses)
     total += l;
   // 0 / 0 = NaN without a valid label, as in PyTorch.
-  *out.as<float>() = static_cast<float>(
-      valid ? total / static_cast<double>(valid)
-            : std::numeric_limits<double>::quiet_NaN());
+  *out.as<float>() =
+      static_cast<float>(valid ? total / static_cast<double>(valid)
+                               : std::numeric_limits<double>::quiet_NaN());
 }
 
 void crossEntropyGrad(const TensorRef &dloss, const TensorRef &logits,
@@ -365,39 +369,40 @@ void layerNormGrad(const TensorRef &grad, const TensorRef &input,
             *g = scale.as<const T>();
     T *dx = out.as<T>();
     double count = static_cast<double>(inner);
-    parallelFor(outer, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
-                [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) {
-        const T *xr = x + o * inner, *dyr = dy + o * inner;
-        T *dxr = dx + o * inner;
-        double mean = 0;
-        for (int64_t i = 0; i < inner; ++i)
-          mean += xr[i];
-        mean /= count;
-        double var = 0;
-        for (int64_t i = 0; i < inner; ++i) {
-          double d = xr[i] - mean;
-          var += d * d;
-        }
-        var /= count;
-        double rstd = 1.0 / std::sqrt(var + epsilon);
-        double meanG = 0, meanGX = 0;
-        for (int64_t i = 0; i < inner; ++i) {
-          double gi = static_cast<double>(dyr[i]) * g[i];
-          meanG += gi;
-          meanGX += gi * (xr[i] - mean) * rstd;
-        }
-        meanG /= count;
-        meanGX /= count;
-        // Each element is read before it is written: dx may be dy's or x's
-        // bytes.
-        for (int64_t i = 0; i < inner; ++i) {
-          double gi = static_cast<double>(dyr[i]) * g[i];
-          double xhat = (xr[i] - mean) * rstd;
-          dxr[i] = static_cast<T>(rstd * (gi - meanG - xhat * meanGX));
-        }
-      }
-    });
+    parallelFor(
+        outer, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t o = begin; o < end; ++o) {
+            const T *xr = x + o * inner, *dyr = dy + o * inner;
+            T *dxr = dx + o * inner;
+            double mean = 0;
+            for (int64_t i = 0; i < inner; ++i)
+              mean += xr[i];
+            mean /= count;
+            double var = 0;
+            for (int64_t i = 0; i < inner; ++i) {
+              double d = xr[i] - mean;
+              var += d * d;
+            }
+            var /= count;
+            double rstd = 1.0 / std::sqrt(var + epsilon);
+            double meanG = 0, meanGX = 0;
+            for (int64_t i = 0; i < inner; ++i) {
+              double gi = static_cast<double>(dyr[i]) * g[i];
+              meanG += gi;
+              meanGX += gi * (xr[i] - mean) * rstd;
+            }
+            meanG /= count;
+            meanGX /= count;
+            // Each element is read before it is written: dx may be dy's or x's
+            // bytes.
+            for (int64_t i = 0; i < inner; ++i) {
+              double gi = static_cast<double>(dyr[i]) * g[i];
+              double xhat = (xr[i] - mean) * rstd;
+              dxr[i] = static_cast<T>(rstd * (gi - meanG - xhat * meanGX));
+            }
+          }
+        });
   });
 }
 
@@ -412,7 +417,8 @@ void maskedSelect(const TensorRef &input, const TensorRef &mask,
   for (int64_t i = 0; i < n; ++i)
     trues += m[i] != 0;
   if (trues > out.numel())
-    throw KernelError("masked_select: the mask selects " + std::to_string(trues) +
+    throw KernelError("masked_select: the mask selects " +
+                      std::to_string(trues) +
                       " positions but the result has only " +
                       std::to_string(out.numel()) + " elements");
   if (out.bytes())
@@ -471,8 +477,8 @@ void adamW(const TensorRef &param, const TensorRef &grad,
     throw KernelError("adamw_update: learning rate " + std::to_string(lr) +
                       " must be >= 0");
   if (!(weightDecay >= 0))
-    throw KernelError("adamw_update: weight_decay " + std::to_string(weightDecay) +
-                      " must be >= 0");
+    throw KernelError("adamw_update: weight_decay " +
+                      std::to_string(weightDecay) + " must be >= 0");
   // torch's scalars: Python floats (double) from the hyper-parameters.
   double t = static_cast<double>(step);
   double biasCorrection1 = 1 - std::pow(beta1, t);
@@ -483,9 +489,11 @@ void adamW(const TensorRef &param, const TensorRef &grad,
     using T = typename decltype(tag)::type;
     const T *p = param.as<const T>(), *g = grad.as<const T>(),
             *m = expAvg.as<const T>(), *v = expAvgSq.as<const T>();
-    T *p1 = newParam.as<T>(), *m1 = newExpAvg.as<T>(), *v1 = newExpAvgSq.as<T>();
+    T *p1 = newParam.as<T>(), *m1 = newExpAvg.as<T>(),
+      *v1 = newExpAvgSq.as<T>();
     const bool scaled = gradScaleRef != nullptr;
-    const T gradScale = scaled ? static_cast<T>(*gradScaleRef->as<const float>()) : T(1);
+    const T gradScale =
+        scaled ? static_cast<T>(*gradScaleRef->as<const float>()) : T(1);
     const T decay = static_cast<T>(1 - lr * weightDecay);
     const T weight1 = static_cast<T>(1 - beta1), b2 = static_cast<T>(beta2),
             weight2 = static_cast<T>(1 - beta2);

@@ -42,10 +42,13 @@ template <typename T> struct Owned {
   std::vector<T> data;
 
   explicit Owned(Shape s, T fill = T(0))
-      : shape(std::move(s)), data(static_cast<size_t>(numElements(shape)), fill) {}
+      : shape(std::move(s)),
+        data(static_cast<size_t>(numElements(shape)), fill) {}
   int64_t numel() const { return static_cast<int64_t>(data.size()); }
   TensorRef ref() { return {data.data(), dtypeOf<T>(), shape}; }
-  TensorRef ref() const { return {const_cast<T *>(data.data()), dtypeOf<T>(), shape}; }
+  TensorRef ref() const {
+    return {const_cast<T *>(data.data()), dtypeOf<T>(), shape};
+  }
 };
 
 std::mt19937 &gen() {
@@ -53,7 +56,8 @@ std::mt19937 &gen() {
   return g;
 }
 
-template <typename T> Owned<T> random(Shape shape, double lo = -1, double hi = 1) {
+template <typename T>
+Owned<T> random(Shape shape, double lo = -1, double hi = 1) {
   Owned<T> t(std::move(shape));
   std::uniform_real_distribution<double> dist(lo, hi);
   for (T &v : t.data)
@@ -95,7 +99,8 @@ template <typename T>
          << want[first];
 }
 
-template <typename T> double dot(const std::vector<T> &a, const std::vector<double> &b) {
+template <typename T>
+double dot(const std::vector<T> &a, const std::vector<double> &b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i)
     s += static_cast<double>(a[i]) * b[i];
@@ -139,7 +144,8 @@ Owned<int64_t> randomLabels(int64_t batch, int64_t seq, int64_t vocab) {
 /// The causal-LM loss in double, and the number of valid labels.
 double referenceLoss(const Owned<double> &logits, const Owned<int64_t> &labels,
                      int64_t &valid) {
-  int64_t batch = logits.shape[0], seq = logits.shape[1], vocab = logits.shape[2];
+  int64_t batch = logits.shape[0], seq = logits.shape[1],
+          vocab = logits.shape[2];
   double total = 0;
   valid = 0;
   for (int64_t b = 0; b < batch; ++b)
@@ -190,7 +196,8 @@ TEST(CpuTraining, CrossEntropyGradMatchesFiniteDifferences) {
   Owned<float> loss({});
   Owned<double> grad(logits.shape);
   Owned<float> dl({}, dloss);
-  cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), grad.ref(), kIgnore);
+  cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), grad.ref(),
+                        kIgnore);
   std::vector<double> fd = finiteDifferences(
       logits.data,
       [&] {
@@ -204,7 +211,8 @@ TEST(CpuTraining, CrossEntropyGradMatchesFiniteDifferences) {
     for (int64_t s = 0; s < 6; ++s) {
       bool predicts = s + 1 < 6 && labels.data[b * 6 + s + 1] != kIgnore;
       for (int64_t j = 0; j < 5 && !predicts; ++j)
-        EXPECT_EQ(grad.data[(b * 6 + s) * 5 + j], 0.0) << "b " << b << " s " << s;
+        EXPECT_EQ(grad.data[(b * 6 + s) * 5 + j], 0.0)
+            << "b " << b << " s " << s;
     }
   // Exact check in f64 against the closed form at one valid row.
   int64_t valid = 0;
@@ -217,7 +225,8 @@ TEST(CpuTraining, CrossEntropyGradMatchesFiniteDifferences) {
     double max = *std::max_element(x, x + 5), sum = 0;
     for (int j = 0; j < 5; ++j)
       sum += std::exp(x[j] - max);
-    std::vector<double> want(5), got(grad.data.begin() + s * 5, grad.data.begin() + s * 5 + 5);
+    std::vector<double> want(5),
+        got(grad.data.begin() + s * 5, grad.data.begin() + s * 5 + 5);
     for (int j = 0; j < 5; ++j)
       want[j] = dloss / static_cast<double>(valid) *
                 (std::exp(x[j] - max) / sum - (j == label ? 1 : 0));
@@ -232,9 +241,11 @@ TEST(CpuTraining, CrossEntropyGradInPlaceAndF32) {
   Owned<int64_t> labels = randomLabels(2, 9, 4099);
   Owned<float> dl({}, 0.5f);
   Owned<double> want(logits.shape);
-  cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), want.ref(), kIgnore);
+  cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), want.ref(),
+                        kIgnore);
   Owned<double> inPlace = logits;
-  cpu::crossEntropyGrad(dl.ref(), inPlace.ref(), labels.ref(), inPlace.ref(), kIgnore);
+  cpu::crossEntropyGrad(dl.ref(), inPlace.ref(), labels.ref(), inPlace.ref(),
+                        kIgnore);
   EXPECT_TRUE(near(inPlace.data, want.data, 0, 0)) << "in place (f64, exact)";
   Owned<float> l32 = converted<float>(logits), g32(logits.shape);
   cpu::crossEntropyGrad(dl.ref(), l32.ref(), labels.ref(), g32.ref(), kIgnore);
@@ -250,7 +261,8 @@ TEST(CpuTraining, CrossEntropyWithoutValidLabels) {
   EXPECT_TRUE(std::isnan(loss.data[0])) << "n == 0: NaN, as in PyTorch";
   Owned<double> grad(logits.shape, 7.0);
   Owned<float> dl({}, 1.0f);
-  cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), grad.ref(), kIgnore);
+  cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), grad.ref(),
+                        kIgnore);
   for (double g : grad.data)
     ASSERT_EQ(g, 0.0) << "n == 0: the gradient is all zeros";
 }
@@ -271,11 +283,13 @@ TEST(CpuTraining, CrossEntropyRefusesLabelsOutOfRange) {
       cpu::crossEntropy(logits.ref(), labels.ref(), loss.ref(), kIgnore);
       ADD_FAILURE() << "cross_entropy accepted label " << bad;
     } catch (const KernelError &e) {
-      EXPECT_NE(std::string(e.what()).find("cross_entropy: " + want), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("cross_entropy: " + want),
+                std::string::npos)
           << e.what();
     }
     try {
-      cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), grad.ref(), kIgnore);
+      cpu::crossEntropyGrad(dl.ref(), logits.ref(), labels.ref(), grad.ref(),
+                            kIgnore);
       ADD_FAILURE() << "cross_entropy_grad accepted label " << bad;
     } catch (const KernelError &e) {
       EXPECT_NE(std::string(e.what()).find("cross_entropy_grad: " + want),
@@ -291,10 +305,10 @@ TEST(CpuTraining, CrossEntropyRefusesLabelsOutOfRange) {
 
 TEST(CpuTraining, SoftmaxGradMatchesFiniteDifferences) {
   // f64, h = 1e-6: error ~1e-10; tolerance 1e-8 absolute.
-  for (auto [shape, axis] : {std::pair<Shape, int64_t>{{3, 7}, 1},
-                             {{2, 5, 3}, 1},
-                             {{4, 2, 3}, 0}}) {
-    Owned<double> x = random<double>(shape, -3, 3), probe = random<double>(shape);
+  for (auto [shape, axis] :
+       {std::pair<Shape, int64_t>{{3, 7}, 1}, {{2, 5, 3}, 1}, {{4, 2, 3}, 0}}) {
+    Owned<double> x = random<double>(shape, -3, 3),
+                  probe = random<double>(shape);
     Owned<double> y(shape), dx(shape);
     cpu::softmax(x.ref(), y.ref(), axis, false);
     cpu::softmaxGrad(probe.ref(), y.ref(), dx.ref(), axis);
@@ -305,7 +319,8 @@ TEST(CpuTraining, SoftmaxGradMatchesFiniteDifferences) {
           return dot(y.data, probe.data);
         },
         1e-6);
-    EXPECT_TRUE(near(dx.data, fd, 1e-8, 0)) << shapeString(shape) << " axis " << axis;
+    EXPECT_TRUE(near(dx.data, fd, 1e-8, 0))
+        << shapeString(shape) << " axis " << axis;
     // f32 and in place over the gradient.
     cpu::softmax(x.ref(), y.ref(), axis, false);
     Owned<float> y32 = converted<float>(y), g32 = converted<float>(probe);
@@ -316,11 +331,11 @@ TEST(CpuTraining, SoftmaxGradMatchesFiniteDifferences) {
 
 TEST(CpuTraining, LayerNormGradMatchesFiniteDifferences) {
   // f64, h = 1e-6; tolerance 1e-7 absolute (values ~1).
-  for (auto [shape, axis] : {std::pair<Shape, int64_t>{{3, 4, 5}, 2},
-                             {{3, 4, 5}, 1},
-                             {{2, 7}, 1}}) {
+  for (auto [shape, axis] :
+       {std::pair<Shape, int64_t>{{3, 4, 5}, 2}, {{3, 4, 5}, 1}, {{2, 7}, 1}}) {
     Shape normalised(shape.begin() + axis, shape.end());
-    Owned<double> x = random<double>(shape, -2, 2), probe = random<double>(shape);
+    Owned<double> x = random<double>(shape, -2, 2),
+                  probe = random<double>(shape);
     Owned<double> g = random<double>(normalised, 0.5, 1.5),
                   b = random<double>(normalised);
     Owned<double> y(shape), dx(shape);
@@ -334,7 +349,8 @@ TEST(CpuTraining, LayerNormGradMatchesFiniteDifferences) {
           return dot(y.data, probe.data);
         },
         1e-6);
-    EXPECT_TRUE(near(dx.data, fd, 1e-7, 0)) << shapeString(shape) << " axis " << axis;
+    EXPECT_TRUE(near(dx.data, fd, 1e-7, 0))
+        << shapeString(shape) << " axis " << axis;
     // f32, in place over the input.
     Owned<float> x32 = converted<float>(x), p32 = converted<float>(probe),
                  g32 = converted<float>(g);
@@ -360,17 +376,19 @@ TEST(CpuTraining, LoRAMatmulGradMatchesFiniteDifferences) {
   Owned<int64_t> rng({2});
   rng.data = {12345, 7};
   const int64_t stream = 3;
-  for (LoRACase c : {LoRACase{false, 0.0}, {true, 0.0}, {false, 0.3}, {true, 0.3}}) {
+  for (LoRACase c :
+       {LoRACase{false, 0.0}, {true, 0.0}, {false, 0.3}, {true, 0.3}}) {
     SCOPED_TRACE(std::string("transpose_b ") + (c.transposeB ? "1" : "0") +
                  " dropout " + std::to_string(c.dropout));
     Owned<double> x = random<double>({2, 3, in});
-    Owned<double> w = random<double>(c.transposeB ? Shape{outDim, in} : Shape{in, outDim});
+    Owned<double> w =
+        random<double>(c.transposeB ? Shape{outDim, in} : Shape{in, outDim});
     Owned<double> a = random<double>({r, in}), b = random<double>({outDim, r});
     Owned<double> probe = random<double>({2, 3, outDim}), y({2, 3, outDim});
     auto forward = [&] {
       if (c.dropout > 0)
-        cpu::loraMatmulDropout(x.ref(), w.ref(), a.ref(), b.ref(), rng.ref(), y.ref(),
-                               scale, c.dropout, stream, c.transposeB);
+        cpu::loraMatmulDropout(x.ref(), w.ref(), a.ref(), b.ref(), rng.ref(),
+                               y.ref(), scale, c.dropout, stream, c.transposeB);
       else
         cpu::loraMatmul(x.ref(), w.ref(), a.ref(), b.ref(), y.ref(), scale,
                         c.transposeB);
@@ -379,11 +397,17 @@ TEST(CpuTraining, LoRAMatmulGradMatchesFiniteDifferences) {
     Owned<double> da(a.shape), db(b.shape), dx(x.shape);
     TensorRef dxRef = dx.ref(), rngRef = rng.ref();
     cpu::loraMatmulGrad(probe.ref(), x.ref(), w.ref(), a.ref(), b.ref(),
-                        c.dropout > 0 ? &rngRef : nullptr, da.ref(), db.ref(), &dxRef,
-                        scale, c.dropout, stream, c.transposeB);
-    EXPECT_TRUE(near(da.data, finiteDifferences(a.data, forward, 1e-6), 1e-8, 0)) << "dA";
-    EXPECT_TRUE(near(db.data, finiteDifferences(b.data, forward, 1e-6), 1e-8, 0)) << "dB";
-    EXPECT_TRUE(near(dx.data, finiteDifferences(x.data, forward, 1e-6), 1e-8, 0)) << "dx";
+                        c.dropout > 0 ? &rngRef : nullptr, da.ref(), db.ref(),
+                        &dxRef, scale, c.dropout, stream, c.transposeB);
+    EXPECT_TRUE(
+        near(da.data, finiteDifferences(a.data, forward, 1e-6), 1e-8, 0))
+        << "dA";
+    EXPECT_TRUE(
+        near(db.data, finiteDifferences(b.data, forward, 1e-6), 1e-8, 0))
+        << "dB";
+    EXPECT_TRUE(
+        near(dx.data, finiteDifferences(x.data, forward, 1e-6), 1e-8, 0))
+        << "dx";
     // Without grad_x the adapters' gradients are the same; f32 agrees.
     Owned<double> da2(a.shape), db2(b.shape);
     cpu::loraMatmulGrad(probe.ref(), x.ref(), w.ref(), a.ref(), b.ref(),
@@ -397,8 +421,9 @@ TEST(CpuTraining, LoRAMatmulGradMatchesFiniteDifferences) {
     Owned<float> da32(a.shape), db32(b.shape), dx32(x.shape);
     TensorRef dx32Ref = dx32.ref();
     cpu::loraMatmulGrad(p32.ref(), x32.ref(), w32.ref(), a32.ref(), b32.ref(),
-                        c.dropout > 0 ? &rngRef : nullptr, da32.ref(), db32.ref(),
-                        &dx32Ref, scale, c.dropout, stream, c.transposeB);
+                        c.dropout > 0 ? &rngRef : nullptr, da32.ref(),
+                        db32.ref(), &dx32Ref, scale, c.dropout, stream,
+                        c.transposeB);
     EXPECT_TRUE(near(da32.data, da.data, 1e-5, 1e-5)) << "f32 dA";
     EXPECT_TRUE(near(db32.data, db.data, 1e-5, 1e-5)) << "f32 dB";
     EXPECT_TRUE(near(dx32.data, dx.data, 1e-5, 1e-5)) << "f32 dx";
@@ -408,10 +433,10 @@ TEST(CpuTraining, LoRAMatmulGradMatchesFiniteDifferences) {
 TEST(CpuTraining, LoRAMatmulGradWithoutRows) {
   // N = 0: the adapters' gradients are zeros.
   Owned<float> x({0, 5}), w = random<float>({5, 4}), a = random<float>({3, 5}),
-               b = random<float>({4, 3}), dy({0, 4});
+                          b = random<float>({4, 3}), dy({0, 4});
   Owned<float> da(a.shape, 9.0f), db(b.shape, 9.0f);
-  cpu::loraMatmulGrad(dy.ref(), x.ref(), w.ref(), a.ref(), b.ref(), nullptr, da.ref(),
-                      db.ref(), nullptr, 1.0, 0.0, 0, false);
+  cpu::loraMatmulGrad(dy.ref(), x.ref(), w.ref(), a.ref(), b.ref(), nullptr,
+                      da.ref(), db.ref(), nullptr, 1.0, 0.0, 0, false);
   for (float v : da.data)
     ASSERT_EQ(v, 0.0f);
   for (float v : db.data)
@@ -428,18 +453,20 @@ struct DropoutProbe {
     for (int64_t i = 0; i < n; ++i)
       eye.data[i * n + i] = 1;
   }
-  Owned<float> forward(Owned<float> &x, Owned<int64_t> &rng, double p, int64_t stream) {
+  Owned<float> forward(Owned<float> &x, Owned<int64_t> &rng, double p,
+                       int64_t stream) {
     Owned<float> y({rows, n});
-    cpu::loraMatmulDropout(x.ref(), w.ref(), eye.ref(), eye.ref(), rng.ref(), y.ref(),
-                           1.0, p, stream, false);
+    cpu::loraMatmulDropout(x.ref(), w.ref(), eye.ref(), eye.ref(), rng.ref(),
+                           y.ref(), 1.0, p, stream, false);
     return y;
   }
   Owned<float> backward(Owned<float> &x, Owned<float> &dy, Owned<int64_t> &rng,
                         double p, int64_t stream) {
     Owned<float> da({n, n}), db({n, n}), dx({rows, n});
     TensorRef dxRef = dx.ref(), rngRef = rng.ref();
-    cpu::loraMatmulGrad(dy.ref(), x.ref(), w.ref(), eye.ref(), eye.ref(), &rngRef,
-                        da.ref(), db.ref(), &dxRef, 1.0, p, stream, false);
+    cpu::loraMatmulGrad(dy.ref(), x.ref(), w.ref(), eye.ref(), eye.ref(),
+                        &rngRef, da.ref(), db.ref(), &dxRef, 1.0, p, stream,
+                        false);
     return dx;
   }
 };
@@ -456,19 +483,22 @@ TEST(CpuTraining, LoRADropoutMaskFollowsTheContract) {
   const float kept = static_cast<float>(1.0 / (1.0 - p));
   int64_t keptCount = 0, mismatches = 0;
   for (int64_t i = 0; i < rows * n; ++i) {
-    bool want = philox::uniform(key, static_cast<uint64_t>(i)) >= static_cast<float>(p);
+    bool want =
+        philox::uniform(key, static_cast<uint64_t>(i)) >= static_cast<float>(p);
     keptCount += y.data[i] != 0;
     if (y.data[i] != (want ? kept : 0.0f))
       ++mismatches;
   }
-  EXPECT_EQ(mismatches, 0) << "mask element i = philox::uniform(streamSeed(seed, "
-                              "counter, stream), i) >= p, kept values x / (1 - p)";
+  EXPECT_EQ(mismatches, 0)
+      << "mask element i = philox::uniform(streamSeed(seed, "
+         "counter, stream), i) >= p, kept values x / (1 - p)";
   // Kept fraction 1 - p: sigma = sqrt(p (1-p) / 8192) = 0.005; allow 5 sigma.
   double fraction = static_cast<double>(keptCount) / (rows * n);
   EXPECT_NEAR(fraction, 1 - p, 0.025) << "kept fraction";
   // The backward draws the same mask: dx = keep ⊙ dy / (1 - p) here.
   Owned<float> dx = probe.backward(x, ones, rng, p, 2);
-  EXPECT_TRUE(near(dx.data, std::vector<double>(y.data.begin(), y.data.end()), 0, 1e-6))
+  EXPECT_TRUE(
+      near(dx.data, std::vector<double>(y.data.begin(), y.data.end()), 0, 1e-6))
       << "backward mask vs forward mask";
   // Same inputs, same mask; another stream or counter, another mask
   // (agreement ~ p² + (1-p)² = 0.58, far from 1).
@@ -502,13 +532,15 @@ TEST(CpuTraining, MaskedSelectIsTheAdjointOfMaskedScatter) {
     trues += (m = coin(gen()) ? 1 : 0);
   ASSERT_GT(trues, 0);
   int64_t count = trues + 3; // elements past the true count stay 0
-  Owned<double> zero(shape), s = random<double>({count}), y = random<double>(shape);
+  Owned<double> zero(shape), s = random<double>({count}),
+                             y = random<double>(shape);
   Owned<double> scattered(shape), selected({count}, 5.0);
   cpu::maskedScatter(zero.ref(), mask.ref(), s.ref(), scattered.ref());
   cpu::maskedSelect(y.ref(), mask.ref(), selected.ref());
   EXPECT_NEAR(dot(scattered.data, y.data), dot(selected.data, s.data), 1e-12);
   for (int64_t i = trues; i < count; ++i)
-    EXPECT_EQ(selected.data[i], 0.0) << "element " << i << " past the true count";
+    EXPECT_EQ(selected.data[i], 0.0)
+        << "element " << i << " past the true count";
   // Any element type; row-major order.
   Owned<int64_t> ints({2, 3}), picked({2, 2});
   Owned<uint8_t> m2({2, 3});
@@ -522,8 +554,8 @@ TEST(CpuTraining, MaskedSelectIsTheAdjointOfMaskedScatter) {
     cpu::maskedSelect(ints.ref(), m2.ref(), small.ref());
     ADD_FAILURE() << "masked_select wrote 3 values into 2 elements";
   } catch (const KernelError &e) {
-    EXPECT_NE(std::string(e.what()).find(
-                  "masked_select: the mask selects 3 positions but the result has only 2"),
+    EXPECT_NE(std::string(e.what()).find("masked_select: the mask selects 3 "
+                                         "positions but the result has only 2"),
               std::string::npos)
         << e.what();
   }
@@ -551,8 +583,8 @@ TEST(CpuTraining, GlobalNormMatchesReference) {
 /// The ODS formula, one element, in double.
 struct ScalarAdamW {
   double p, m = 0, v = 0;
-  void step(double g, int64_t t, double lr, double wd, double beta1, double beta2,
-            double eps) {
+  void step(double g, int64_t t, double lr, double wd, double beta1,
+            double beta2, double eps) {
     p *= 1 - lr * wd;
     m = beta1 * m + (1 - beta1) * g;
     v = beta2 * v + (1 - beta2) * g * g;
@@ -576,19 +608,21 @@ template <typename T> void checkAdamW(double atol, double rtol) {
     step.data[0] = t;
     // In place: each output is its input's bytes.
     TensorRef gsRef = gs.ref();
-    cpu::adamW(param.ref(), grad.ref(), m.ref(), v.ref(), lr.ref(), step.ref(), wd.ref(),
-               &gsRef, param.ref(), m.ref(), v.ref(), beta1, beta2, eps);
+    cpu::adamW(param.ref(), grad.ref(), m.ref(), v.ref(), lr.ref(), step.ref(),
+               wd.ref(), &gsRef, param.ref(), m.ref(), v.ref(), beta1, beta2,
+               eps);
     std::vector<double> wp, wm, wv;
     for (size_t i = 0; i < want.size(); ++i) {
-      want[i].step(static_cast<double>(grad.data[i]) * gs.data[0], t, lr.data[0],
-                   wd.data[0], beta1, beta2, eps);
+      want[i].step(static_cast<double>(grad.data[i]) * gs.data[0], t,
+                   lr.data[0], wd.data[0], beta1, beta2, eps);
       wp.push_back(want[i].p);
       wm.push_back(want[i].m);
       wv.push_back(want[i].v);
     }
     EXPECT_TRUE(near(param.data, wp, atol, rtol)) << "param after step " << t;
     EXPECT_TRUE(near(m.data, wm, atol, rtol)) << "exp_avg after step " << t;
-    EXPECT_TRUE(near(v.data, wv, atol * 1e-2, rtol)) << "exp_avg_sq after step " << t;
+    EXPECT_TRUE(near(v.data, wv, atol * 1e-2, rtol))
+        << "exp_avg_sq after step " << t;
   }
 }
 
@@ -606,11 +640,11 @@ TEST(CpuTraining, AdamWWithoutGradScaleAndOutOfPlace) {
   Owned<int64_t> step({}, 4);
   Owned<float> p1(param.shape), m1(param.shape), v1(param.shape);
   Owned<float> p2(param.shape), m2(param.shape), v2(param.shape);
-  cpu::adamW(param.ref(), grad.ref(), m.ref(), v.ref(), lr.ref(), step.ref(), wd.ref(),
-             nullptr, p1.ref(), m1.ref(), v1.ref(), 0.9, 0.95, 1e-6);
+  cpu::adamW(param.ref(), grad.ref(), m.ref(), v.ref(), lr.ref(), step.ref(),
+             wd.ref(), nullptr, p1.ref(), m1.ref(), v1.ref(), 0.9, 0.95, 1e-6);
   TensorRef oneRef = one.ref();
-  cpu::adamW(param.ref(), grad.ref(), m.ref(), v.ref(), lr.ref(), step.ref(), wd.ref(),
-             &oneRef, p2.ref(), m2.ref(), v2.ref(), 0.9, 0.95, 1e-6);
+  cpu::adamW(param.ref(), grad.ref(), m.ref(), v.ref(), lr.ref(), step.ref(),
+             wd.ref(), &oneRef, p2.ref(), m2.ref(), v2.ref(), 0.9, 0.95, 1e-6);
   EXPECT_EQ(p1.data, p2.data) << "no grad_scale = grad_scale 1";
   EXPECT_EQ(m1.data, m2.data);
   EXPECT_EQ(v1.data, v2.data);
@@ -627,15 +661,16 @@ TEST(CpuTraining, AdamWRefusesBadScalars) {
   Owned<float> t = random<float>({3}), lr({}, 1e-3f), wd({}, 0.0f);
   Owned<int64_t> step({}, 0);
   auto run = [&] {
-    cpu::adamW(t.ref(), t.ref(), t.ref(), t.ref(), lr.ref(), step.ref(), wd.ref(),
-               nullptr, t.ref(), t.ref(), t.ref(), 0.9, 0.999, 1e-8);
+    cpu::adamW(t.ref(), t.ref(), t.ref(), t.ref(), lr.ref(), step.ref(),
+               wd.ref(), nullptr, t.ref(), t.ref(), t.ref(), 0.9, 0.999, 1e-8);
   };
   auto expectError = [&](const std::string &want) {
     try {
       run();
       ADD_FAILURE() << "accepted: " << want;
     } catch (const KernelError &e) {
-      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos)
+          << e.what();
     }
   };
   expectError("adamw_update: step 0 must be >= 1");
