@@ -153,20 +153,30 @@ Value reluRule(ReluOp op, GradientBuilder &gb, Value dy) {
       .getResult();
 }
 
-/// Exact GELU: dx = dy * (Phi(x) + x * phi(x)). The tanh approximation has no
-/// rule yet.
+/// Exact GELU: dx = dy * (Phi(x) + x * phi(x)). Tanh approximation
+/// (gelu_pytorch_tanh) y = 0.5 x (1 + t), t = tanh(c (x + k x^3)):
+/// dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2)).
 LogicalResult geluGradient(GeluOp op, GradientBuilder &gb, ArrayRef<Value> dys,
                            ArrayRef<bool> needs, Grads &grads) {
   if (!needs[0]) {
     grads.push_back(Value());
     return success();
   }
-  if (op.getApproximate() != GeluApproximation::none)
-    return op.emitOpError(
-        "has no gradient rule for the tanh approximation yet");
   Value x = op.getInput(), dy = dys[0];
   Type e = elementOf(x);
   Value one = gb.scalar(1.0, e);
+  if (op.getApproximate() == GeluApproximation::tanh) {
+    const double c = std::sqrt(2.0 / M_PI), k = 0.044715;
+    Value x2 = gb.mul(x, x);
+    Value inner = gb.scale(gb.add(x, gb.scale(gb.mul(x2, x), k)), c);
+    Value t = gb.create<TanhOp>(inner).getResult();
+    Value half1pt = gb.scale(gb.add(one, t), 0.5);
+    Value sech2 = gb.sub(one, gb.mul(t, t));
+    Value dinner = gb.scale(gb.add(one, gb.scale(x2, 3 * k)), c);
+    Value d = gb.add(half1pt, gb.mul(gb.scale(gb.mul(x, sech2), 0.5), dinner));
+    grads.push_back(gb.mul(dy, d));
+    return success();
+  }
   Value cdf = gb.scale(
       gb.add(one,
              gb.create<ErfOp>(gb.scale(x, 1.0 / std::sqrt(2.0))).getResult()),
