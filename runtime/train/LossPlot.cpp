@@ -18,7 +18,7 @@ using runtime::Status;
 
 namespace {
 constexpr int kWidth = 800, kHeight = 480;
-constexpr int kLeft = 90, kRight = 24, kTop = 30, kBottom = 60;
+constexpr int kLeft = 90, kRight = 24, kTop = 40, kBottom = 60;
 constexpr int kFontScale = 2; // 5x7 glyphs drawn as 10x14
 
 struct Glyph {

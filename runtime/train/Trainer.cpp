@@ -358,7 +358,10 @@ Status Trainer::initialState() {
   opts["learning_rate"] = number(o_.learningRate);
   opts["per_device_train_batch_size"] = std::to_string(info_.batchSize);
   opts["gradient_accumulation_steps"] = std::to_string(o_.gradientAccumulationSteps);
-  opts["total_steps"] = std::to_string(plan_.totalSteps);
+  // The decaying schedules depend on the total; with a constant one a
+  // resumed run may train longer (or shorter) than the first.
+  if (o_.scheduler == LRScheduleKind::Linear || o_.scheduler == LRScheduleKind::Cosine)
+    opts["total_steps"] = std::to_string(plan_.totalSteps);
   opts["warmup_steps"] = std::to_string(o_.warmupSteps);
   opts["lr_scheduler_type"] = lrScheduleName(o_.scheduler);
   opts["weight_decay"] = number(o_.weightDecay);
@@ -414,7 +417,9 @@ Status Trainer::resume() {
   if (c.batchInEpoch > plan_.batchesPerEpoch)
     return Error(prefix + "is at micro-batch " + std::to_string(c.batchInEpoch) +
                  " of an epoch of " + std::to_string(plan_.batchesPerEpoch));
+  std::map<std::string, std::string> options = state_.options;
   state_ = c;
+  state_.options = std::move(options);
   lastCheckpoint_ = path;
   std::fprintf(log_, "vlora-train: resuming from %s (step %lld)\n", path.c_str(),
                static_cast<long long>(state_.globalStep));
@@ -586,11 +591,15 @@ void Trainer::progress(int64_t t) {
       std::fflush(metricsFile_.get());
     }
     if (!terminal_) {
+      char lossBuf[32] = "n/a";
+      if (r.loss)
+        std::snprintf(lossBuf, sizeof(lossBuf), "%.4g", *r.loss);
+      std::string lossText = lossBuf;
       std::fprintf(log_,
                    "step %lld/%lld  epoch %.2f  loss %s  grad_norm %.4g  lr %.4g  "
                    "%.0f tokens/s  elapsed %s  eta %s\n",
                    static_cast<long long>(t), static_cast<long long>(plan_.totalSteps),
-                   r.epoch, r.loss ? number(*r.loss).substr(0, 8).c_str() : "n/a",
+                   r.epoch, lossText.c_str(),
                    r.gradNorm, r.learningRate, r.tokensPerSecond,
                    duration(r.elapsed).c_str(), duration(eta).c_str());
       std::fflush(log_);
