@@ -1,7 +1,12 @@
 //===- vlora-run.cpp - runs a compiled bundle's forward program -----------===//
 //
 //   vlora-run BUNDLE/ --inputs IN.safetensors --outputs OUT.safetensors
-//             [--device cpu] [--adapter PATH] [--warmup N] [--repeat N]
+//             [--device cpu] [--adapter PATH] [--program NAME]
+//             [--warmup N] [--repeat N]
+//
+// --program NAME: run one of a training bundle's other programs
+// (train_step, optimizer_step; docs/training.md) instead of the forward:
+// its inputs and outputs are named as in the manifest's "programs" entry.
 //
 // --adapter PATH: run with trained adapters instead of the bundle's initial
 // ones: a PEFT adapter_model.safetensors (what vlora-train writes) or a
@@ -39,7 +44,8 @@ int usage(const char *message) {
   std::fprintf(stderr,
                "vlora-run: error: %s\n"
                "usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-               "OUT.safetensors [--device cpu] [--adapter PATH] [--warmup N] [--repeat N]\n",
+               "OUT.safetensors [--device cpu] [--adapter PATH] [--program NAME] [--warmup N] "
+               "[--repeat N]\n",
                message);
   return 1;
 }
@@ -50,7 +56,7 @@ int fail(const std::string &message) {
 }
 
 int runMain(int argc, char **argv) {
-  std::string bundle, inputs, outputs, adapter, device = "cpu";
+  std::string bundle, inputs, outputs, adapter, program, device = "cpu";
   std::string warmupText, repeatText;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -62,8 +68,8 @@ int runMain(int argc, char **argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-                  "OUT.safetensors [--device cpu] [--adapter PATH] [--warmup N] "
-                  "[--repeat N]\n");
+                  "OUT.safetensors [--device cpu] [--adapter PATH] [--program NAME] "
+                  "[--warmup N] [--repeat N]\n");
       return 0;
     }
     if (arg == "--inputs") {
@@ -78,6 +84,11 @@ int runMain(int argc, char **argv) {
     } else if (arg == "--adapter") {
       if (!value(adapter))
         return usage("--adapter needs a file or folder");
+    } else if (arg == "--program") {
+      if (!value(program))
+        return usage("--program needs a name");
+    } else if (arg.rfind("--program=", 0) == 0) {
+      program = arg.substr(10);
     } else if (arg.rfind("--adapter=", 0) == 0) {
       adapter = arg.substr(10);
     } else if (arg == "--warmup") {
@@ -119,7 +130,7 @@ int runMain(int argc, char **argv) {
   if (!count(repeatText, repeat))
     return usage(("bad --repeat count '" + repeatText + "'").c_str());
 
-  Expected<std::unique_ptr<Runtime>> rt = Runtime::open(bundle, device);
+  Expected<std::unique_ptr<Runtime>> rt = Runtime::open(bundle, device, program);
   if (!rt)
     return fail(rt.message());
   if (!adapter.empty()) {
