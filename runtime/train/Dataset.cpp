@@ -41,25 +41,28 @@ Expected<Dataset> Dataset::open(const std::string &path, const DatasetSpec &spec
     for (const TensorInfo &want : spec.tensors) {
       wanted.insert(want.name);
       const SafetensorsTensor *t = d.file_.find(want.name);
-      kernels::Shape perExample(want.shape.begin() + (want.shape.empty() ? 0 : 1),
-                                want.shape.end());
-      kernels::Shape expected = perExample;
-      expected.insert(expected.begin(), -1);
+      if (want.shape.empty() || spec.batchSize <= 0 || want.shape[0] % spec.batchSize != 0)
+        return Error(path + ": the bundle's input '" + want.name + "' is " +
+                     runtime::userTypeString(want.dtype, want.shape) +
+                     ", its first dimension is not a multiple of the batch size " +
+                     std::to_string(spec.batchSize));
+      int64_t rows = want.shape[0] / spec.batchSize; // k rows per example
+      kernels::Shape trailing(want.shape.begin() + 1, want.shape.end());
       std::string expectedText = runtime::safetensorsDTypeName(want.dtype) +
                                  std::string("[N") +
-                                 (perExample.empty() ? "" : ", ");
-      for (size_t i = 0; i < perExample.size(); ++i)
-        expectedText += std::to_string(perExample[i]) + (i + 1 < perExample.size() ? ", " : "");
+                                 (rows == 1 ? "" : "*" + std::to_string(rows));
+      for (int64_t dim : trailing)
+        expectedText += ", " + std::to_string(dim);
       expectedText += "]";
       if (!t)
         return Error(path + ": missing tensor '" + want.name + "' (" + expectedText + ")");
       if (t->dtype != want.dtype || t->shape.size() != want.shape.size() ||
-          t->shape.empty() ||
-          !std::equal(perExample.begin(), perExample.end(), t->shape.begin() + 1))
+          !std::equal(trailing.begin(), trailing.end(), t->shape.begin() + 1) ||
+          t->shape[0] % rows != 0)
         return Error(path + ": tensor '" + want.name + "' is " +
                      runtime::userTypeString(t->dtype, t->shape) + ", the bundle takes " +
                      expectedText);
-      int64_t n = t->shape[0];
+      int64_t n = t->shape[0] / rows;
       if (!firstTensor) {
         firstTensor = &want;
         d.examples_ = n;
@@ -69,7 +72,7 @@ Expected<Dataset> Dataset::open(const std::string &path, const DatasetSpec &spec
                      std::to_string(d.examples_));
       }
       d.tensors_.push_back(t);
-      d.rowBytes_.push_back(static_cast<size_t>(kernels::numElements(perExample)) *
+      d.rowBytes_.push_back(static_cast<size_t>(rows * kernels::numElements(trailing)) *
                             kernels::dtypeSize(want.dtype));
     }
     if (!firstTensor)
@@ -91,7 +94,7 @@ Expected<Dataset> Dataset::open(const std::string &path, const DatasetSpec &spec
       if (t.dtype != DType::I64 && t.dtype != DType::I32)
         return Error(path + ": tensor '" + t.name + "' must be I64 or I32, it is " +
                      runtime::safetensorsDTypeName(t.dtype));
-      int64_t row = kernels::numElements(kernels::Shape(t.shape.begin() + 1, t.shape.end()));
+      int64_t row = static_cast<int64_t>(d.rowBytes_[k] / kernels::dtypeSize(t.dtype));
       if (isLabels)
         d.validLabels_.assign(d.examples_, 0);
       for (int64_t e = 0; e < d.examples_; ++e) {

@@ -1,8 +1,11 @@
 //===- Dataset.h - a training set in one safetensors file -------*- C++ -*-===//
 //
 // docs/training.md "Datasets": one tensor per model input and one for the
-// labels, each with a leading example dimension N; per-example dtype and
-// shape equal the compiled input's with the batch dimension dropped.
+// labels, examples stacked along dimension 0. A compiled input [d0, d1, ...]
+// with batch size B gives each example k = d0 / B consecutive rows, so the
+// dataset tensor is [N*k, d1, ...] (k = 1 for input_ids [N, S] and
+// pixel_values [N, 3, H, W]; Qwen2-VL's flattened patches have k = P). A
+// batch is the concatenation of its examples' rows.
 // Opening checks everything once (names, dtypes, shapes, equal N, token ids
 // in [0, vocab), labels in [0, vocab) or ignore_index, at least one
 // predicted label); a batch is then a gather of example rows.
@@ -27,8 +30,9 @@ namespace vlora::train {
 
 /// What the bundle takes: every tensor with its compiled (batched) type.
 struct DatasetSpec {
-  /// Model inputs and the labels, dtype and shape [batch, ...].
+  /// Model inputs and the labels, dtype and compiled shape [B*k, ...].
   std::vector<runtime::TensorInfo> tensors;
+  int64_t batchSize = 1; // B
   std::string labels = "labels";
   /// Checked against the tensor of this name when present.
   std::string tokenIds = "input_ids";

@@ -234,10 +234,10 @@ Status Trainer::openBundle() {
                    "' listed in \"training\".model_inputs");
     if (Status s = ts2.need(true, name, t->dtype, t->shape); !s)
       return s;
-    if (t->shape.empty() || t->shape[0] != info_.batchSize)
+    if (t->shape.empty() || t->shape[0] % info_.batchSize != 0)
       return Error(manifestPath_ + ": train_step input '" + name + "' is " +
                    runtime::userTypeString(t->dtype, t->shape) + ", its first dimension is "
-                   "not the batch size " + std::to_string(info_.batchSize));
+                   "not a multiple of the batch size " + std::to_string(info_.batchSize));
   }
   if (Status s = ts2.need(true, info_.labels, DType::I64,
                           {info_.batchSize, info_.sequenceLength});
@@ -300,6 +300,7 @@ Status Trainer::openData() {
     spec.tensors.push_back(*findTensor(trainStep_->inputs(), name));
   spec.tensors.push_back(*findTensor(trainStep_->inputs(), info_.labels));
   spec.labels = info_.labels;
+  spec.batchSize = info_.batchSize;
   spec.vocabSize = info_.vocabSize;
   spec.ignoreIndex = info_.ignoreIndex;
   std::vector<std::string> warnings;

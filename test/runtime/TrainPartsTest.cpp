@@ -125,6 +125,7 @@ protected:
     spec.tensors = {{"input_ids", DType::I64, {2, 4}},
                     {"pixel_values", DType::F32, {2, 3}},
                     {"labels", DType::I64, {2, 4}}};
+    spec.batchSize = 2;
     spec.vocabSize = 10;
     ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2};
     labels = {-100, 2, 3, -100, -100, -100, 7, 8, 9, 0, 1, 2};
@@ -172,6 +173,29 @@ TEST_F(TrainDataset, ValidAndGather) {
   std::vector<float> got(6);
   std::memcpy(got.data(), rows.data(), rows.size());
   EXPECT_EQ(got, (std::vector<float>{0.5f, 0.5f, 0.5f, 1.5f, 0.5f, 0.5f}));
+}
+
+TEST_F(TrainDataset, SeveralRowsPerExample) {
+  // Compiled pixel_values [B*2, 3] (Qwen2-VL's flattened patches): k = 2.
+  spec.tensors[1].shape = {4, 3};
+  std::vector<float> rows(18);
+  for (size_t i = 0; i < rows.size(); ++i)
+    rows[i] = float(i);
+  write({{"input_ids", DType::I64, {3, 4}, ids.data()},
+         {"pixel_values", DType::F32, {6, 3}, rows.data()},
+         {"labels", DType::I64, {3, 4}, labels.data()}});
+  auto d = Dataset::open(path, spec);
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_EQ(d->size(), 3);
+  std::vector<uint8_t> bytes = d->gather(1, {2, 0});
+  std::vector<float> got(12);
+  ASSERT_EQ(bytes.size(), 48u);
+  std::memcpy(got.data(), bytes.data(), 48);
+  EXPECT_EQ(got, (std::vector<float>{12, 13, 14, 15, 16, 17, 0, 1, 2, 3, 4, 5}));
+  write({{"input_ids", DType::I64, {3, 4}, ids.data()},
+         {"pixel_values", DType::F32, {5, 3}, rows.data()},
+         {"labels", DType::I64, {3, 4}, labels.data()}});
+  expectError("tensor 'pixel_values' is F32[5, 3], the bundle takes F32[N*2, 3]");
 }
 
 TEST_F(TrainDataset, MissingTensor) {
