@@ -472,8 +472,8 @@ TEST_F(TrainLoop, ResumeRefusals) {
   ASSERT_EQ(train(out, "--max-steps 2 --save-steps 1 --learning-rate 0.1").status, 0);
   std::string ckpt = out + "/checkpoint-2";
   expectError(train(out, "--max-steps 4 --learning-rate 0.2 --resume-from-checkpoint latest"),
-              "checkpoint " + ckpt + " was trained with --learning-rate 0.10000000000000001, "
-              "this run has 0.20000000000000001: a resumed run must keep it");
+              "checkpoint " + ckpt + " was trained with --learning-rate 0.1, this run has 0.2: "
+              "a resumed run must keep it");
   expectError(train(out, "--max-steps 4 --learning-rate 0.1 --resume-from-checkpoint latest"),
               "was trained with --max-steps / --num-train-epochs (total steps) 2, this run "
               "has 4");
