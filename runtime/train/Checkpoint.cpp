@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
@@ -151,6 +153,12 @@ Expected<std::string> writeCheckpoint(const std::string &outputDir,
                                              {{"format", "pt"}});
         !s)
       return cleanup(s.error());
+    // Fault injection for the crash test (test/Tools/vlora-train-kill.test):
+    // VLORA_TEST_KILL_IN_CHECKPOINT=N kills the process with SIGKILL while
+    // checkpoint N is half written.
+    if (const char *kill = std::getenv("VLORA_TEST_KILL_IN_CHECKPOINT");
+        kill && std::to_string(state.globalStep) == kill)
+      std::raise(SIGKILL);
     if (Status s = runtime::writeSafetensors(join(temp, kOptimizerFile), moments,
                                              {{"format", "pt"}});
         !s)
