@@ -2,9 +2,8 @@
 
 #include "vlora/kernels/Cpu.h"
 
+#include "Blas.h"
 #include "Iteration.h"
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <climits>
@@ -13,40 +12,6 @@ namespace vlora::kernels::cpu {
 using namespace detail;
 
 namespace {
-blasint blasSize(int64_t n) {
-  if (n > INT_MAX)
-    throw KernelError("matrix dimension " + std::to_string(n) +
-                      " exceeds the BLAS integer range");
-  return static_cast<blasint>(n);
-}
-
-/// Row-major C[m,n] = alpha * op(A)[m,k] · op(B)[k,n] + beta * C, with the
-/// leading dimensions of A and B as stored.
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-          const float *a, int64_t lda, const float *b, int64_t ldb, double beta,
-          float *c, int64_t ldc) {
-  if (m == 0 || n == 0)
-    return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-              tb ? CblasTrans : CblasNoTrans, blasSize(m), blasSize(n),
-              blasSize(k), static_cast<float>(alpha), a,
-              blasSize(std::max<int64_t>(lda, 1)), b,
-              blasSize(std::max<int64_t>(ldb, 1)), static_cast<float>(beta), c,
-              blasSize(std::max<int64_t>(ldc, 1)));
-}
-
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-          const double *a, int64_t lda, const double *b, int64_t ldb,
-          double beta, double *c, int64_t ldc) {
-  if (m == 0 || n == 0)
-    return;
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-              tb ? CblasTrans : CblasNoTrans, blasSize(m), blasSize(n),
-              blasSize(k), alpha, a, blasSize(std::max<int64_t>(lda, 1)), b,
-              blasSize(std::max<int64_t>(ldb, 1)), beta, c,
-              blasSize(std::max<int64_t>(ldc, 1)));
-}
-
 template <typename F> void visitBlasFloat(DType dtype, F &&f) {
   if (dtype == DType::F32)
     return f(Tag<float>{});

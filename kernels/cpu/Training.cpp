@@ -12,10 +12,9 @@
 #include "vlora/kernels/Cpu.h"
 #include "vlora/kernels/reference/Philox.h"
 
+#include "Blas.h"
 #include "Fast.h"
 #include "Iteration.h"
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <climits>
@@ -37,45 +36,6 @@ template <typename F> void visitFloat(DType dtype, const char *op, F &&f) {
     return f(Tag<double>{});
   throw KernelError(std::string(op) + ": unsupported element type " +
                     dtypeName(dtype));
-}
-
-//===----------------------------------------------------------------------===//
-// BLAS
-//===----------------------------------------------------------------------===//
-
-blasint blasSize(int64_t n) {
-  if (n > INT_MAX)
-    throw KernelError("matrix dimension " + std::to_string(n) +
-                      " exceeds the BLAS integer range");
-  return static_cast<blasint>(n);
-}
-
-/// Row-major C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C with the
-/// leading dimensions as stored. k == 0 scales C by beta without calling
-/// BLAS (so empty contractions give zeros whatever the library does).
-template <typename T>
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-          const T *a, int64_t lda, const T *b, int64_t ldb, double beta, T *c,
-          int64_t ldc) {
-  if (m == 0 || n == 0)
-    return;
-  if (k == 0) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        c[i * ldc + j] =
-            beta == 0 ? T(0) : static_cast<T>(beta * c[i * ldc + j]);
-    return;
-  }
-  auto ld = [](int64_t v) { return blasSize(std::max<int64_t>(v, 1)); };
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                tb ? CblasTrans : CblasNoTrans, blasSize(m), blasSize(n),
-                blasSize(k), static_cast<float>(alpha), a, ld(lda), b, ld(ldb),
-                static_cast<float>(beta), c, ld(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                tb ? CblasTrans : CblasNoTrans, blasSize(m), blasSize(n),
-                blasSize(k), alpha, a, ld(lda), b, ld(ldb), beta, c, ld(ldc));
 }
 
 //===----------------------------------------------------------------------===//
