@@ -1,6 +1,6 @@
 //===- DataMovementGradients.cpp - reverse rules of data movement ---------===//
 //
-// reshape, transpose, slice, pad, concat, split, expand, gather and
+// reshape, transpose, slice, pad, concat, split, expand, trilu, gather and
 // masked_scatter. Index and mask operands are integer or boolean and never
 // get a gradient.
 //
@@ -160,6 +160,17 @@ LogicalResult gatherGradient(GatherOp op, GradientBuilder &gb,
   return success();
 }
 
+/// trilu keeps a triangle: the gradient keeps the same one.
+LogicalResult triluGradient(TriluOp op, GradientBuilder &gb,
+                            ArrayRef<Value> dys, ArrayRef<bool> needs,
+                            Grads &grads) {
+  grads.push_back(needs[0] ? gb.create<TriluOp>(dys[0], op.getUpperAttr(),
+                                                op.getKAttr())
+                                 .getResult()
+                           : Value());
+  return success();
+}
+
 /// result = data with masked positions taken from source in order:
 /// d data = where(mask, 0, dy), d source = masked_select(dy, mask).
 LogicalResult maskedScatterGradient(MaskedScatterOp op, GradientBuilder &gb,
@@ -187,6 +198,7 @@ LogicalResult maskedScatterGradient(MaskedScatterOp op, GradientBuilder &gb,
 void vlora::registerDataMovementGradients(DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, VLoRADialect *) {
     ReshapeOp::attachInterface<GradientRule<ReshapeOp, reshapeGradient>>(*ctx);
+    TriluOp::attachInterface<GradientRule<TriluOp, triluGradient>>(*ctx);
     TransposeOp::attachInterface<GradientRule<TransposeOp, transposeGradient>>(
         *ctx);
     SliceOp::attachInterface<GradientRule<SliceOp, sliceGradient>>(*ctx);

@@ -90,6 +90,33 @@ LogicalResult powGradient(PowOp op, GradientBuilder &gb, ArrayRef<Value> dys,
       });
 }
 
+/// y = max(l, r) / min(l, r): the gradient goes to the chosen side, split
+/// evenly on ties (torch.maximum / torch.minimum).
+template <typename OpT, typename ChooseLhs>
+LogicalResult extremumGradient(OpT op, GradientBuilder &gb, ArrayRef<Value> dys,
+                               ArrayRef<bool> needs, Grads &grads) {
+  Value dy = dys[0], l = op.getLhs(), r = op.getRhs();
+  Value zero = gb.scalar(0.0, elementOf(dy));
+  Value half = gb.scale(dy, 0.5);
+  Value tie = gb.create<EqualOp>(l, r).getResult();
+  auto side = [&](Value first, Value second) {
+    Value wins = gb.create<ChooseLhs>(first, second).getResult();
+    Value shared = gb.create<WhereOp>(tie, half, zero).getResult();
+    return gb.create<WhereOp>(wins, dy, shared).getResult();
+  };
+  return binaryGradients(
+      op, gb, dy, needs, grads, [&] { return side(l, r); },
+      [&] { return side(r, l); });
+}
+LogicalResult maxGradient(MaxOp op, GradientBuilder &gb, ArrayRef<Value> dys,
+                          ArrayRef<bool> needs, Grads &grads) {
+  return extremumGradient<MaxOp, GreaterOp>(op, gb, dys, needs, grads);
+}
+LogicalResult minGradient(MinOp op, GradientBuilder &gb, ArrayRef<Value> dys,
+                          ArrayRef<bool> needs, Grads &grads) {
+  return extremumGradient<MinOp, LessOp>(op, gb, dys, needs, grads);
+}
+
 /// Unary rules get the op, its result gradient, and build the input gradient.
 template <typename OpT, Value (*Fn)(OpT, GradientBuilder &, Value)>
 LogicalResult unaryGradient(OpT op, GradientBuilder &gb, ArrayRef<Value> dys,
@@ -143,6 +170,25 @@ Value siluRule(SiluOp op, GradientBuilder &gb, Value dy) {
   Value s = gb.create<SigmoidOp>(x).getResult();
   Value one = gb.scalar(1.0, elementOf(x));
   return gb.mul(gb.mul(dy, s), gb.add(one, gb.mul(x, gb.sub(one, s))));
+}
+/// dx = dy * sign(x) (0 at 0, as torch.abs).
+Value absRule(AbsOp op, GradientBuilder &gb, Value dy) {
+  Value x = op.getInput();
+  Value zero = gb.scalar(0.0, elementOf(x));
+  Value negative = gb.create<LessOp>(x, zero).getResult();
+  Value positive = gb.create<GreaterOp>(x, zero).getResult();
+  Value below = gb.create<WhereOp>(negative, gb.neg(dy), zero).getResult();
+  return gb.create<WhereOp>(positive, dy, below).getResult();
+}
+Value sinRule(SinOp op, GradientBuilder &gb, Value dy) {
+  return gb.mul(dy, gb.create<CosOp>(op.getInput()).getResult());
+}
+Value cosRule(CosOp op, GradientBuilder &gb, Value dy) {
+  return gb.neg(gb.mul(dy, gb.create<SinOp>(op.getInput()).getResult()));
+}
+/// Piecewise constant: zero almost everywhere (torch's floor/ceil).
+template <typename OpT> Value zeroRule(OpT op, GradientBuilder &gb, Value) {
+  return gb.zeros(cast<RankedTensorType>(op.getInput().getType()));
 }
 /// dx = where(x > 0, dy, 0).
 Value reluRule(ReluOp op, GradientBuilder &gb, Value dy) {
@@ -255,6 +301,18 @@ void vlora::registerElementwiseGradients(DialectRegistry &registry) {
     ReluOp::attachInterface<
         GradientRule<ReluOp, unaryGradient<ReluOp, reluRule>>>(*ctx);
     GeluOp::attachInterface<GradientRule<GeluOp, geluGradient>>(*ctx);
+    MaxOp::attachInterface<GradientRule<MaxOp, maxGradient>>(*ctx);
+    MinOp::attachInterface<GradientRule<MinOp, minGradient>>(*ctx);
+    AbsOp::attachInterface<GradientRule<AbsOp, unaryGradient<AbsOp, absRule>>>(
+        *ctx);
+    SinOp::attachInterface<GradientRule<SinOp, unaryGradient<SinOp, sinRule>>>(
+        *ctx);
+    CosOp::attachInterface<GradientRule<CosOp, unaryGradient<CosOp, cosRule>>>(
+        *ctx);
+    FloorOp::attachInterface<
+        GradientRule<FloorOp, unaryGradient<FloorOp, zeroRule<FloorOp>>>>(*ctx);
+    CeilOp::attachInterface<
+        GradientRule<CeilOp, unaryGradient<CeilOp, zeroRule<CeilOp>>>>(*ctx);
     WhereOp::attachInterface<GradientRule<WhereOp, whereGradient>>(*ctx);
     CastOp::attachInterface<GradientRule<CastOp, castGradient>>(*ctx);
   });

@@ -1,8 +1,9 @@
 //===- NormalizationGradients.cpp - reverse rules of norms and reductions -===//
 //
 // softmax and layer_norm use the dedicated softmax_grad / layer_norm_grad ops
-// (a composition would keep several full-size intermediates); reductions
-// broadcast the gradient back.
+// (a composition would keep several full-size intermediates); log_softmax
+// and rms_norm are compositions; reductions broadcast the gradient back; a
+// cumulative sum's gradient is the cumulative sum the other way.
 //
 //===----------------------------------------------------------------------===//
 
@@ -56,6 +57,80 @@ LogicalResult layerNormGradient(LayerNormOp op, GradientBuilder &gb,
   return success();
 }
 
+/// The axes [axis, rank) of `v`'s type.
+DenseI64ArrayAttr trailingAxes(GradientBuilder &gb, Value v, int64_t axis) {
+  int64_t rank = cast<RankedTensorType>(v.getType()).getRank();
+  SmallVector<int64_t> axes;
+  for (int64_t i = axis < 0 ? axis + rank : axis; i < rank; ++i)
+    axes.push_back(i);
+  return gb.getBuilder().getDenseI64ArrayAttr(axes);
+}
+
+/// y = x - logsumexp(x): dx = dy - exp(y) * sum(dy, axis).
+LogicalResult logSoftmaxGradient(LogSoftmaxOp op, GradientBuilder &gb,
+                                 ArrayRef<Value> dys, ArrayRef<bool> needs,
+                                 Grads &grads) {
+  if (!needs[0]) {
+    grads.push_back(Value());
+    return success();
+  }
+  Value dy = dys[0];
+  int64_t rank = cast<RankedTensorType>(dy.getType()).getRank();
+  int64_t axis = op.getAxisAttr().getInt();
+  if (axis < 0)
+    axis += rank;
+  Value sum = gb.create<ReduceSumOp>(
+                    dy, gb.getBuilder().getDenseI64ArrayAttr({axis}),
+                    gb.getBuilder().getUnitAttr())
+                  .getResult();
+  Value p = gb.create<ExpOp>(op.getResult()).getResult();
+  grads.push_back(gb.sub(dy, gb.mul(p, sum)));
+  return success();
+}
+
+/// y = x * r * g with r = (mean(x^2) + eps)^-1/2 over [axis, rank):
+/// dx = r * (g*dy - xhat * mean(g*dy * xhat)), xhat = x * r;
+/// dscale = Σ dy * xhat over the leading dimensions.
+LogicalResult rmsNormGradient(RmsNormOp op, GradientBuilder &gb,
+                              ArrayRef<Value> dys, ArrayRef<bool> needs,
+                              Grads &grads) {
+  Value dy = dys[0], x = op.getInput();
+  auto axes = trailingAxes(gb, x, op.getAxisAttr().getInt());
+  UnitAttr keep = gb.getBuilder().getUnitAttr();
+  Type e = cast<RankedTensorType>(x.getType()).getElementType();
+  Value meanSquare =
+      gb.create<ReduceMeanOp>(gb.mul(x, x), axes, keep).getResult();
+  Value r = gb.create<RsqrtOp>(
+                  gb.add(meanSquare, gb.scalar(op.getEpsilon().convertToDouble(), e)))
+                .getResult();
+  Value xhat = gb.mul(x, r);
+  if (needs[0]) {
+    Value gdy = gb.mul(dy, op.getScale());
+    Value m = gb.create<ReduceMeanOp>(gb.mul(gdy, xhat), axes, keep).getResult();
+    grads.push_back(gb.mul(r, gb.sub(gdy, gb.mul(xhat, m))));
+  } else {
+    grads.push_back(Value());
+  }
+  grads.push_back(needs[1] ? gb.sumToShape(gb.mul(dy, xhat), op.getScale().getType())
+                           : Value());
+  return success();
+}
+
+/// y = cumsum(x) along axis: dx = the cumulative sum of dy the other way
+/// (the same exclusivity).
+LogicalResult cumsumGradient(CumsumOp op, GradientBuilder &gb,
+                             ArrayRef<Value> dys, ArrayRef<bool> needs,
+                             Grads &grads) {
+  OpBuilder &b = gb.getBuilder();
+  grads.push_back(needs[0] ? gb.create<CumsumOp>(dys[0], op.getAxisAttr(),
+                                                 op.getExclusiveAttr(),
+                                                 op.getReverse() ? UnitAttr()
+                                                                 : b.getUnitAttr())
+                                 .getResult()
+                           : Value());
+  return success();
+}
+
 /// The gradient of a reduction over `axes`, broadcast back to the input:
 /// dy (with the reduced dimensions restored as 1) expanded, times `factor`.
 template <typename OpT>
@@ -103,5 +178,9 @@ void vlora::registerNormalizationGradients(DialectRegistry &registry) {
         *ctx);
     ReduceMeanOp::attachInterface<
         GradientRule<ReduceMeanOp, reduceMeanGradient>>(*ctx);
+    LogSoftmaxOp::attachInterface<
+        GradientRule<LogSoftmaxOp, logSoftmaxGradient>>(*ctx);
+    RmsNormOp::attachInterface<GradientRule<RmsNormOp, rmsNormGradient>>(*ctx);
+    CumsumOp::attachInterface<GradientRule<CumsumOp, cumsumGradient>>(*ctx);
   });
 }

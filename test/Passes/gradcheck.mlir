@@ -548,4 +548,150 @@ module {
   }
 }
 
-// CHECK: gradcheck: 31 functions, 31 checked, 0 failed
+// -----
+
+// max and min (broadcast, both operands active)
+// CHECK: #31 ok a:
+// CHECK: #31 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %r = vlora.reduce_mean %h axes [2] keepdims : (tensor<1x4x8xf32>) -> tensor<1x4x1xf32>
+    %t = vlora.tanh %h : tensor<1x4x8xf32>
+    %m = vlora.max %t, %r : (tensor<1x4x8xf32>, tensor<1x4x1xf32>) -> tensor<1x4x8xf32>
+    %y = vlora.min %m, %x : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// abs (both signs, away from the kink at 0)
+// CHECK: #32 ok a:
+// CHECK: #32 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %t = vlora.tanh %h : tensor<1x4x8xf32>
+    %two = vlora.constant dense<2.0> : tensor<f32>
+    %n = vlora.sub %t, %two : (tensor<1x4x8xf32>, tensor<f32>) -> tensor<1x4x8xf32>
+    %p = vlora.add %t, %two : (tensor<1x4x8xf32>, tensor<f32>) -> tensor<1x4x8xf32>
+    %an = vlora.abs %n : tensor<1x4x8xf32>
+    %ap = vlora.abs %p : tensor<1x4x8xf32>
+    %y = vlora.mul %an, %ap : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// sin and cos
+// CHECK: #33 ok a:
+// CHECK: #33 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %s = vlora.sin %h : tensor<1x4x8xf32>
+    %c = vlora.cos %h : tensor<1x4x8xf32>
+    %y = vlora.mul %s, %c : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// floor (no gradient through it) next to an active path
+// CHECK: #34 ok a:
+// CHECK: #34 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %f = vlora.floor %h : tensor<1x4x8xf32>
+    %t = vlora.tanh %h : tensor<1x4x8xf32>
+    %y = vlora.add %f, %t : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// log_softmax
+// CHECK: #35 ok a:
+// CHECK: #35 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %y = vlora.log_softmax %h axis 2 : tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// rms_norm (active input and scale)
+// CHECK: #36 ok a:
+// CHECK: #36 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %g = vlora.reduce_mean %h axes [0, 1] : (tensor<1x4x8xf32>) -> tensor<8xf32>
+    %y = vlora.rms_norm %h, %g axis 2 epsilon 1.0e-06 : (tensor<1x4x8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// cumsum (inclusive and exclusive, reversed)
+// CHECK: #37 ok a:
+// CHECK: #37 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %c = vlora.cumsum %h axis 1 : tensor<1x4x8xf32>
+    %d = vlora.cumsum %c axis 2 exclusive reverse : tensor<1x4x8xf32>
+    %y = vlora.tanh %d : tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// trilu
+// CHECK: #38 ok a:
+// CHECK: #38 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %s = vlora.matmul %h, %h transpose_b : (tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x4xf32>
+    %l = vlora.trilu %s k 0 : tensor<1x4x4xf32>
+    %y = vlora.matmul %l, %h : (tensor<1x4x4xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// CHECK: gradcheck: 39 functions, 39 checked, 0 failed
