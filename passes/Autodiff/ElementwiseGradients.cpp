@@ -12,6 +12,8 @@
 #include "VLoRA/IR/VLoRADialect.h"
 #include "VLoRA/IR/VLoRAOps.h"
 
+#include "mlir/IR/Matchers.h"
+
 #include <cmath>
 
 using namespace mlir;
@@ -73,14 +75,31 @@ LogicalResult divGradient(DivOp op, GradientBuilder &gb, ArrayRef<Value> dys,
       [&] { return gb.neg(gb.div(gb.mul(dy, op.getResult()), op.getRhs())); });
 }
 
-/// y = l ^ r: dl = dy * r * l^(r-1), dr = dy * y * log(l).
+/// y = l ^ r: dl = dy * r * l^(r-1), dr = dy * y * log(l). A constant
+/// splat exponent c (RMSNorm's x^2) folds: c = 2 gives dy * 2l, c = 1 gives
+/// dy, otherwise dy * c * l^(c-1) with c-1 a constant.
 LogicalResult powGradient(PowOp op, GradientBuilder &gb, ArrayRef<Value> dys,
                           ArrayRef<bool> needs, Grads &grads) {
   Value dy = dys[0];
+  std::optional<double> exponent;
+  DenseElementsAttr constant;
+  if (matchPattern(op.getRhs(), m_Constant(&constant)) && constant.isSplat() &&
+      isa<FloatType>(constant.getElementType()))
+    exponent = constant.getSplatValue<APFloat>().convertToDouble();
   return binaryGradients(
       op, gb, dy, needs, grads,
       [&] {
-        Value rm1 = gb.sub(op.getRhs(), gb.scalar(1.0, elementOf(op.getRhs())));
+        Type e = elementOf(op.getLhs());
+        if (exponent && *exponent == 1.0)
+          return dy;
+        if (exponent && *exponent == 2.0)
+          return gb.mul(dy, gb.scale(op.getLhs(), 2.0));
+        if (exponent)
+          return gb.mul(gb.scale(dy, *exponent),
+                        gb.create<PowOp>(op.getLhs(),
+                                         gb.scalar(*exponent - 1.0, e))
+                            .getResult());
+        Value rm1 = gb.sub(op.getRhs(), gb.scalar(1.0, e));
         return gb.mul(dy,
                       gb.mul(op.getRhs(), gb.create<PowOp>(op.getLhs(), rm1)));
       },

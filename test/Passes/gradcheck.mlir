@@ -694,4 +694,27 @@ module {
   }
 }
 
-// CHECK: gradcheck: 39 functions, 39 checked, 0 failed
+// -----
+
+// pow with constant exponents 2, 1 and 3 (folded rules)
+// CHECK: #39 ok a:
+// CHECK: #39 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %e = vlora.exp %h : tensor<1x4x8xf32>
+    %c2 = vlora.constant dense<2.0> : tensor<f32>
+    %c1 = vlora.constant dense<1.0> : tensor<f32>
+    %c3 = vlora.constant dense<3.0> : tensor<1x1x8xf32>
+    %p2 = vlora.pow %h, %c2 : (tensor<1x4x8xf32>, tensor<f32>) -> tensor<1x4x8xf32>
+    %p1 = vlora.pow %p2, %c1 : (tensor<1x4x8xf32>, tensor<f32>) -> tensor<1x4x8xf32>
+    %t = vlora.tanh %p1 : tensor<1x4x8xf32>
+    %y = vlora.pow %t, %c3 : (tensor<1x4x8xf32>, tensor<1x1x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// CHECK: gradcheck: 40 functions, 40 checked, 0 failed
