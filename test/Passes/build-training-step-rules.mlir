@@ -238,12 +238,10 @@ module {
 // CHECK-NEXT: %[[EIGHTH:.*]] = vlora.constant dense<1.250000e-01>
 // CHECK-NEXT: %[[DMSS:.*]] = vlora.mul %[[DMS]], %[[EIGHTH]]
 // CHECK-NEXT: %[[DSQ:.*]] = vlora.expand %[[DMSS]] [1, 4, 8]
-// pow: dy * r * h^(r - 1); no gradient for the exponent.
-// CHECK-NEXT: %[[ONE:.*]] = vlora.constant dense<1.000000e+00>
-// CHECK-NEXT: %[[RM1:.*]] = vlora.sub %[[TWO]], %[[ONE]]
-// CHECK-NEXT: %[[P:.*]] = vlora.pow %[[H]], %[[RM1]]
-// CHECK-NEXT: %[[RP:.*]] = vlora.mul %[[TWO]], %[[P]]
-// CHECK-NEXT: %[[DH2:.*]] = vlora.mul %[[DSQ]], %[[RP]]
+// pow by the constant 2: dy * 2h (folded); no gradient for the exponent.
+// CHECK-NEXT: %[[C2:.*]] = vlora.constant dense<2.000000e+00>
+// CHECK-NEXT: %[[H2:.*]] = vlora.mul %[[H]], %[[C2]]
+// CHECK-NEXT: %[[DH2:.*]] = vlora.mul %[[DSQ]], %[[H2]]
 // CHECK-NEXT: %[[DH:.*]] = vlora.add %[[DH1]], %[[DH2]]
 // CHECK-NEXT: vlora.lora_matmul_grad %[[DH]],
 // CHECK-NOT: -> tensor<f32>
