@@ -303,13 +303,32 @@ void BuildTrainingStepPass::runOnOperation() {
   b.setInsertionPoint(ret);
   Location lossLoc = NameLoc::get(b.getStringAttr("loss"), ret.getLoc());
   IntegerAttr ignore = b.getI64IntegerAttr(ignoreIndex);
-  Value lossValue =
-      CrossEntropyOp::create(b, lossLoc, logits, labels, ignore).getResult();
   DenseMap<Value, Value> adjoints;
-  if (active.contains(logits))
-    adjoints[logits] =
-        CrossEntropyGradOp::create(b, lossLoc, lossScale, logits, labels, ignore)
-            .getResult();
+  // The frozen lm_head and the loss fused: only predicted positions are
+  // multiplied out, and neither the logits nor their gradient are kept.
+  auto head = logits.getDefiningOp<MatmulOp>();
+  Value lossValue;
+  if (fuseLmHead && head && !head.getTransposeA() &&
+      cast<RankedTensorType>(head.getLhs().getType()).getRank() == 3 &&
+      cast<RankedTensorType>(head.getRhs().getType()).getRank() == 2 &&
+      !active.contains(head.getRhs()) &&
+      getElementTypeOrSelf(head.getLhs()) == getElementTypeOrSelf(head.getRhs())) {
+    auto fused = LinearCrossEntropyOp::create(
+        b, head.getLoc(), head.getLhs(), head.getRhs(), labels, lossScale,
+        ignore, head.getTransposeBAttr());
+    copyTags(head, fused);
+    lossValue = fused.getLoss();
+    if (active.contains(head.getLhs()))
+      adjoints[head.getLhs()] = fused.getGradInput();
+    ++numFusedLosses;
+  } else {
+    lossValue =
+        CrossEntropyOp::create(b, lossLoc, logits, labels, ignore).getResult();
+    if (active.contains(logits))
+      adjoints[logits] = CrossEntropyGradOp::create(b, lossLoc, lossScale,
+                                                    logits, labels, ignore)
+                             .getResult();
+  }
   if (failed(reverseSweep(forwardOps, active, adjoints, b)))
     return signalPassFailure();
 

@@ -200,6 +200,12 @@ def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp">
     `lora_matmul` draws its mask from it and its `stream` index. See
     docs/training.md.
 
+    The loss is transformers' causal-LM cross-entropy. When the logits are
+    a matmul by a weight that gets no gradient (the frozen lm_head), the
+    matmul and the loss become one `vlora.linear_cross_entropy` that
+    multiplies out only the predicted positions (`fuse-lm-head=false`
+    keeps `vlora.cross_entropy` + `vlora.cross_entropy_grad`).
+
     Activity analysis: a value is active when it is (transitively) computed
     from a trainable parameter and reaches the logits; integer and boolean
     values never are. Only active ops get reverse rules
@@ -212,7 +218,9 @@ def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp">
   let statistics = [
     Statistic<"numActiveOps", "active-ops", "Number of forward ops differentiated">,
     Statistic<"numBackwardOps", "backward-ops", "Number of ops emitted by reverse rules">,
-    Statistic<"numAdapters", "adapters", "Number of trainable parameters updated">
+    Statistic<"numAdapters", "adapters", "Number of trainable parameters updated">,
+    Statistic<"numFusedLosses", "fused-losses",
+              "Losses fused with the lm_head matmul (linear_cross_entropy)">
   ];
   let options = [
     Option<"loss", "loss", "std::string", "\"causal-lm\"",
@@ -224,6 +232,9 @@ def VLoRABuildTrainingStep : Pass<"vlora-build-training-step", "mlir::ModuleOp">
     Option<"eps", "eps", "double", "1e-8", "AdamW epsilon">,
     Option<"ignoreIndex", "ignore-index", "int64_t", "-100",
            "Label value that is not predicted (transformers: -100)">,
+    Option<"fuseLmHead", "fuse-lm-head", "bool", "true",
+           "Fuse a logits matmul whose weight gets no gradient (the frozen "
+           "lm_head) into the loss: vlora.linear_cross_entropy">,
   ];
 }
 

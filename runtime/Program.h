@@ -56,7 +56,7 @@ enum class Kernel {
   Concat, Split, Gather, GatherElements, GatherND, ScatterND, MaskedScatter,
   Expand, Pad, Trilu,
   // Training (docs/training.md).
-  CrossEntropy, CrossEntropyGrad, SoftmaxGrad, LayerNormGrad, LoRAMatmulGrad,
+  CrossEntropy, CrossEntropyGrad, LinearCrossEntropy, SoftmaxGrad, LayerNormGrad, LoRAMatmulGrad,
   MaskedSelect, GlobalNorm, AdamWUpdate
 };
 

@@ -115,6 +115,7 @@ constexpr Kinfo kKernels[] = {
     {"gelu", Kernel::Unary},
     {"cross_entropy", Kernel::CrossEntropy},
     {"cross_entropy_grad", Kernel::CrossEntropyGrad},
+    {"linear_cross_entropy", Kernel::LinearCrossEntropy},
     {"softmax_grad", Kernel::SoftmaxGrad},
     {"layer_norm_grad", Kernel::LayerNormGrad},
     {"lora_matmul_grad", Kernel::LoRAMatmulGrad},
@@ -704,6 +705,28 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       expectOutput(0, in(logits).dtype, in(logits).shape);
     else
       expectOutput(0, DType::F32, {});
+    break;
+  }
+  case Kernel::LinearCrossEntropy: {
+    arity(4, 4, 2);
+    step.ignoreIndex = attrs.integer("ignore_index");
+    step.transposeB = attrs.unit("transpose_b");
+    isFloat(0);
+    sameDType(0, 1);
+    if (rankOf(0) != 3 || rankOf(1) != 2)
+      fail("input " + type(in(0)) + " must be [B, S, D] and weight " + type(in(1)) +
+           " rank 2");
+    int64_t features = in(1).shape[step.transposeB ? 1 : 0];
+    if (features != in(0).shape[2])
+      fail("weight " + type(in(1)) + (step.transposeB ? " (transposed)" : "") +
+           " does not take the " + std::to_string(in(0).shape[2]) +
+           " features of input " + type(in(0)));
+    Shape bs(in(0).shape.begin(), in(0).shape.end() - 1);
+    if (in(2).dtype != DType::I64 || in(2).shape != bs)
+      fail("labels " + type(in(2)) + " must be " + typeString(DType::I64, bs));
+    isScalar(3, DType::F32, "dloss");
+    expectOutput(0, DType::F32, {});
+    expectOutput(1, in(0).dtype, in(0).shape);
     break;
   }
   case Kernel::SoftmaxGrad: {

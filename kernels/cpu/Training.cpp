@@ -176,11 +176,12 @@ struct CausalLM {
   }
 };
 
-/// Checks every shifted label and counts the valid ones.
-CausalLM checkLabels(const TensorRef &logits, const TensorRef &labels,
-                     int64_t ignoreIndex, const char *op, int64_t &valid) {
-  CausalLM lm{logits.shape[0], logits.shape[1], logits.shape[2],
-              labels.as<const int64_t>()};
+/// Checks every shifted label of a [batch, seq] label tensor against a
+/// vocabulary and counts the valid ones.
+CausalLM checkLabels(int64_t batch, int64_t seq, int64_t vocab,
+                     const TensorRef &labels, int64_t ignoreIndex,
+                     const char *op, int64_t &valid) {
+  CausalLM lm{batch, seq, vocab, labels.as<const int64_t>()};
   valid = 0;
   for (int64_t b = 0; b < lm.batch; ++b)
     for (int64_t s = 1; s < lm.seq; ++s) {
@@ -196,6 +197,12 @@ CausalLM checkLabels(const TensorRef &logits, const TensorRef &labels,
       ++valid;
     }
   return lm;
+}
+
+CausalLM checkLabels(const TensorRef &logits, const TensorRef &labels,
+                     int64_t ignoreIndex, const char *op, int64_t &valid) {
+  return checkLabels(logits.shape[0], logits.shape[1], logits.shape[2], labels,
+                     ignoreIndex, op, valid);
 }
 
 /// max and sum(exp(x - max)) of one row; an all -inf row uses max 0.
@@ -241,6 +248,73 @@ void crossEntropy(const TensorRef &logits, const TensorRef &labels,
     total += l;
   // 0 / 0 = NaN without a valid label, as in PyTorch.
   *out.as<float>() =
+      static_cast<float>(valid ? total / static_cast<double>(valid)
+                               : std::numeric_limits<double>::quiet_NaN());
+}
+
+void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
+                        const TensorRef &labels, const TensorRef &dloss,
+                        const TensorRef &loss, const TensorRef &gradInput,
+                        int64_t ignoreIndex, bool transposeB) {
+  int64_t batch = input.shape[0], seq = input.shape[1], dim = input.shape[2];
+  int64_t vocab = transposeB ? weight.shape[0] : weight.shape[1];
+  int64_t valid = 0;
+  CausalLM lm = checkLabels(batch, seq, vocab, labels, ignoreIndex,
+                            "linear_cross_entropy", valid);
+  std::vector<int64_t> rows;
+  rows.reserve(static_cast<size_t>(valid));
+  for (int64_t row = 0; row < lm.rows(); ++row)
+    if (lm.target(row, ignoreIndex) >= 0)
+      rows.push_back(row);
+  double coef = valid ? static_cast<double>(*dloss.as<const float>()) /
+                            static_cast<double>(valid)
+                      : 0.0;
+  std::vector<double> losses(rows.size(), 0.0);
+  visitFloat(input.dtype, "linear_cross_entropy", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *x = input.as<const T>(), *w = weight.as<const T>();
+    T *dx = gradInput.as<T>();
+    std::fill(dx, dx + lm.rows() * dim, T(0));
+    int64_t n = static_cast<int64_t>(rows.size());
+    if (n == 0)
+      return;
+    // Rows per chunk: at most 2^24 logits (64 MiB in f32) at a time.
+    int64_t chunk = std::clamp<int64_t>((int64_t(1) << 24) / std::max<int64_t>(vocab, 1),
+                                        1, n);
+    std::vector<T> h(static_cast<size_t>(chunk * dim));
+    std::vector<T> logits(static_cast<size_t>(chunk * vocab));
+    int64_t ldw = transposeB ? dim : vocab;
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+      int64_t cn = std::min(chunk, n - c0);
+      for (int64_t i = 0; i < cn; ++i)
+        std::copy_n(x + rows[c0 + i] * dim, dim, h.data() + i * dim);
+      gemm<T>(false, transposeB, cn, vocab, dim, 1.0, h.data(), dim, w, ldw, 0.0,
+              logits.data(), vocab);
+      // Each row's loss, then its logits become the logits' gradient.
+      int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(vocab, 1));
+      parallelFor(cn, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          T *lr = logits.data() + i * vocab;
+          int64_t label = lm.target(rows[c0 + i], ignoreIndex);
+          auto [max, sum] = rowExpSum(lr, vocab);
+          losses[c0 + i] = static_cast<double>(max) + std::log(sum) -
+                           static_cast<double>(lr[label]);
+          double scale = coef / sum;
+          for (int64_t j = 0; j < vocab; ++j)
+            lr[j] = static_cast<T>(expOf(static_cast<T>(lr[j] - max)) * scale);
+          lr[label] = static_cast<T>(lr[label] - coef);
+        }
+      });
+      gemm<T>(false, !transposeB, cn, dim, vocab, 1.0, logits.data(), vocab, w,
+              ldw, 0.0, h.data(), dim);
+      for (int64_t i = 0; i < cn; ++i)
+        std::copy_n(h.data() + i * dim, dim, dx + rows[c0 + i] * dim);
+    }
+  });
+  double total = 0;
+  for (double l : losses)
+    total += l;
+  *loss.as<float>() =
       static_cast<float>(valid ? total / static_cast<double>(valid)
                                : std::numeric_limits<double>::quiet_NaN());
 }

@@ -168,6 +168,7 @@ private:
       return "";
     }
     case Kernel::CrossEntropy:
+    case Kernel::LinearCrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:
       return isBlasFloat(d) ? "" : no(d);
@@ -233,6 +234,9 @@ private:
       return cpu::crossEntropy(in[0], in[1], out[0], s.ignoreIndex);
     case Kernel::CrossEntropyGrad:
       return cpu::crossEntropyGrad(in[0], in[1], in[2], out[0], s.ignoreIndex);
+    case Kernel::LinearCrossEntropy:
+      return cpu::linearCrossEntropy(in[0], in[1], in[2], in[3], out[0], out[1],
+                                     s.ignoreIndex, s.transposeB);
     case Kernel::SoftmaxGrad: return cpu::softmaxGrad(in[0], in[1], out[0], s.axis);
     case Kernel::LayerNormGrad:
       return cpu::layerNormGrad(in[0], in[1], in[2], out[0], s.axis, s.epsilon);

@@ -3,8 +3,10 @@
 // gradient), gradient accumulation; @optimizer_step with global-norm
 // clipping and AdamW; LoRA dropout's rng.
 
-// RUN: vlora-opt %s --vlora-build-training-step | FileCheck %s
+// RUN: vlora-opt %s --vlora-build-training-step="fuse-lm-head=false" | FileCheck %s
+// RUN: vlora-opt %s --vlora-build-training-step | FileCheck %s --check-prefix=FUSED
 // RUN: vlora-opt %s --vlora-build-training-step | FileCheck %s --check-prefix=NODW
+// RUN: vlora-opt %s --vlora-build-training-step="fuse-lm-head=false" | FileCheck %s --check-prefix=NODW
 // RUN: vlora-opt %s --vlora-build-training-step="beta1=0.8 beta2=0.99 eps=1e-6" | FileCheck %s --check-prefix=BETAS
 // RUN: sed 's/dropout 0.0 transpose_b/dropout 0.1 transpose_b/' %s | vlora-opt --vlora-build-training-step | FileCheck %s --check-prefix=DROPOUT
 // RUN: vlora-opt %s --vlora-build-training-step --verify-roundtrip | FileCheck %s --check-prefix=ROUNDTRIP
@@ -90,6 +92,22 @@ module {
 // CHECK: %[[PA:.*]], %[[MA1:.*]], %[[VA1:.*]] = vlora.adamw_update %[[OA]], %[[OGA]], %[[MA]], %[[VA]], %[[LR]], %[[STEP]], %[[WD]] grad_scale %[[COEF]] beta1 9.000000e-01 beta2 0.99899999999999999 eps 1.000000e-08 :
 // CHECK: %[[PB:.*]], %[[MB1:.*]], %[[VB1:.*]] = vlora.adamw_update %[[OB]], %[[OGB]], %[[MB]], %[[VB]], %[[LR]], %[[STEP]], %[[WD]] grad_scale %[[COEF]]
 // CHECK: return %[[NORM]], %[[PA]], %[[PB]], %[[MA1]], %[[MB1]], %[[VA1]], %[[VB1]]
+
+// By default the frozen lm_head and the loss are one op: no logits, no
+// logits gradient; its input gradient seeds the sweep.
+// FUSED-LABEL: func.func @train_step(
+// FUSED-SAME: %[[X:[^:]*]]: tensor<1x4x8xf32> {vlora.name = "inputs_embeds"},
+// FUSED-SAME: %[[LABELS:[^:]*]]: tensor<1x4xi64> {vlora.name = "labels"},
+// FUSED-SAME: %[[SCALE:[^:]*]]: tensor<f32> {vlora.name = "loss_scale"},
+// FUSED: %[[HEAD:.*]] = vlora.param "lm_head.weight" frozen
+// FUSED-NOT: vlora.matmul
+// FUSED: %[[R:.*]] = vlora.add
+// FUSED-NOT: vlora.matmul
+// FUSED: %[[LOSS:.*]], %[[DR:.*]] = vlora.linear_cross_entropy %[[R]], %[[HEAD]], %[[LABELS]], %[[SCALE]] ignore_index -100 transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>, tensor<1x4xi64>, tensor<f32>) -> (tensor<f32>, tensor<1x4x8xf32>)
+// FUSED-NOT: cross_entropy
+// FUSED: %[[DH:.*]] = vlora.add %[[DR]], %[[DR]]
+// FUSED: vlora.lora_matmul_grad %[[DH]]
+// FUSED: return %[[LOSS]],
 
 // No gradient of a frozen weight: nothing in @train_step has the type of W
 // ([8, 8]) or of lm_head ([16, 8]) as a result.

@@ -4,7 +4,10 @@
 // backend and compares each adapter gradient with central differences of
 // the loss (see test/tools/vlora-gradcheck).
 
+// Every case ends in a frozen lm_head matmul: the first run checks the
+// fused vlora.linear_cross_entropy, the second the unfused loss.
 // RUN: vlora-gradcheck %s --split-input-file | FileCheck %s
+// RUN: vlora-gradcheck %s --split-input-file --fuse-lm-head=false | FileCheck %s
 // CHECK-NOT: MISMATCH
 // CHECK-NOT: error
 

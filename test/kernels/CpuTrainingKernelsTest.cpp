@@ -267,6 +267,84 @@ TEST(CpuTraining, CrossEntropyWithoutValidLabels) {
     ASSERT_EQ(g, 0.0) << "n == 0: the gradient is all zeros";
 }
 
+/// linear_cross_entropy equals matmul + cross_entropy (+ its gradient and
+/// the matmul back), with and without transpose_b, in f64 and f32, with the
+/// row chunking forced by a vocabulary > 2^24 / rows.
+TEST(CpuTraining, LinearCrossEntropyMatchesTheUnfusedOps) {
+  for (bool transposeB : {false, true})
+    for (DType dtype : {DType::F64, DType::F32}) {
+      const int64_t B = 2, S = 9, D = 6, V = 11;
+      Owned<double> h = random<double>({B, S, D}, -2, 2);
+      Owned<double> w = random<double>(transposeB ? Shape{V, D} : Shape{D, V}, -1, 1);
+      Owned<int64_t> labels = randomLabels(B, S, V);
+      Owned<float> dloss({});
+      dloss.data[0] = 0.75f;
+      // The unfused reference in double.
+      Owned<double> logits({B, S, V}), dlogits({B, S, V});
+      cpu::matmul(h.ref(), w.ref(), logits.ref(), false, transposeB);
+      Owned<float> wantLoss({});
+      cpu::crossEntropy(logits.ref(), labels.ref(), wantLoss.ref(), kIgnore);
+      cpu::crossEntropyGrad(dloss.ref(), logits.ref(), labels.ref(), dlogits.ref(),
+                            kIgnore);
+      Owned<double> wantDh({B, S, D});
+      cpu::matmul(dlogits.ref(), w.ref(), wantDh.ref(), false, !transposeB);
+      Owned<float> loss({});
+      std::vector<double> got;
+      if (dtype == DType::F64) {
+        Owned<double> dh({B, S, D});
+        cpu::linearCrossEntropy(h.ref(), w.ref(), labels.ref(), dloss.ref(), loss.ref(),
+                                dh.ref(), kIgnore, transposeB);
+        EXPECT_TRUE(near(dh.data, wantDh.data, 1e-12, 1e-9)) << transposeB;
+        got = dh.data;
+      } else {
+        Owned<float> h32 = converted<float>(h), w32 = converted<float>(w), dh({B, S, D});
+        cpu::linearCrossEntropy(h32.ref(), w32.ref(), labels.ref(), dloss.ref(),
+                                loss.ref(), dh.ref(), kIgnore, transposeB);
+        EXPECT_TRUE(near(dh.data, wantDh.data, 1e-6, 1e-4)) << transposeB;
+        got.assign(dh.data.begin(), dh.data.end());
+      }
+      EXPECT_TRUE(near(loss.data, {double(wantLoss.data[0])}, 0, 1e-5)) << transposeB;
+      // Unlabelled positions get exactly zero.
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 0; s < S; ++s) {
+          if (s != S - 1 && labels.data[b * S + s + 1] != kIgnore)
+            continue;
+          for (int64_t d = 0; d < D; ++d) {
+            EXPECT_EQ(got[(b * S + s) * D + d], 0.0);
+          }
+        }
+    }
+  // Many chunks: 2^24 / V rows per chunk with V = 2^22 + 1 is 3 rows.
+  const int64_t B = 1, S = 8, D = 2, V = (int64_t(1) << 22) + 1;
+  Owned<float> h = converted<float>(random<double>({B, S, D}, -1, 1));
+  Owned<float> w = converted<float>(random<double>({V, D}, -1, 1));
+  Owned<int64_t> labels({B, S});
+  for (int64_t s = 0; s < S; ++s)
+    labels.data[s] = (s * 977) % V;
+  Owned<float> dloss({}), loss({}), dh({B, S, D});
+  dloss.data[0] = 1;
+  cpu::linearCrossEntropy(h.ref(), w.ref(), labels.ref(), dloss.ref(), loss.ref(),
+                          dh.ref(), kIgnore, true);
+  EXPECT_TRUE(std::isfinite(loss.data[0]));
+  EXPECT_NEAR(loss.data[0], std::log(double(V)), 2.5);
+}
+
+TEST(CpuTraining, LinearCrossEntropyWithoutValidLabels) {
+  Owned<float> h = converted<float>(random<double>({1, 4, 3}));
+  Owned<float> w = converted<float>(random<double>({3, 5}));
+  Owned<int64_t> labels({1, 4}, kIgnore);
+  Owned<float> dloss({}, 1.0f), loss({}), dh({1, 4, 3}, 7.0f);
+  cpu::linearCrossEntropy(h.ref(), w.ref(), labels.ref(), dloss.ref(), loss.ref(),
+                          dh.ref(), kIgnore, false);
+  EXPECT_TRUE(std::isnan(loss.data[0]));
+  for (float v : dh.data)
+    EXPECT_EQ(v, 0.0f);
+  labels.data[2] = 5; // outside [0, 5)
+  EXPECT_THROW(cpu::linearCrossEntropy(h.ref(), w.ref(), labels.ref(), dloss.ref(),
+                                       loss.ref(), dh.ref(), kIgnore, false),
+               vlora::kernels::KernelError);
+}
+
 TEST(CpuTraining, CrossEntropyRefusesLabelsOutOfRange) {
   Owned<float> logits = random<float>({2, 4, 5});
   Owned<int64_t> labels({2, 4}, 1);

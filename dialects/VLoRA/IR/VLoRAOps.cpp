@@ -970,6 +970,38 @@ LogicalResult CrossEntropyGradOp::inferReturnTypes(
   return success();
 }
 
+LogicalResult LinearCrossEntropyOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  auto input = tensorOf(adaptor.getInput()), weight = tensorOf(adaptor.getWeight());
+  auto labels = tensorOf(adaptor.getLabels());
+  if (input.getRank() != 3 || weight.getRank() != 2)
+    return err.emit() << "'vlora.linear_cross_entropy' needs input [B, S, D] and "
+                         "a rank-2 weight, got "
+                      << shapeString(input.getShape()) << " and "
+                      << shapeString(weight.getShape());
+  if (input.getElementType() != weight.getElementType())
+    return err.emit() << "'vlora.linear_cross_entropy' input and weight have "
+                         "different element types "
+                      << input.getElementType() << " and " << weight.getElementType();
+  int64_t d = adaptor.getTransposeB() ? weight.getDimSize(1) : weight.getDimSize(0);
+  if (d != input.getDimSize(2))
+    return err.emit() << "'vlora.linear_cross_entropy' weight "
+                      << shapeString(weight.getShape())
+                      << (adaptor.getTransposeB() ? " (transposed)" : "")
+                      << " does not take " << input.getDimSize(2) << " features";
+  if (labels.getShape() != input.getShape().drop_back())
+    return err.emit() << "'vlora.linear_cross_entropy' labels "
+                      << shapeString(labels.getShape()) << " must be [B, S] = "
+                      << shapeString(input.getShape().drop_back());
+  if (tensorOf(adaptor.getDloss()).getRank() != 0)
+    return err.emit() << "'vlora.linear_cross_entropy' dloss must be a scalar tensor";
+  types.push_back(RankedTensorType::get({}, Float32Type::get(ctx)));
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
 LogicalResult SoftmaxGradOp::verify() {
   int64_t rank = getType().getRank(), axis = getAxisAttr().getInt();
   if (axis < -rank || axis >= std::max<int64_t>(rank, 1))

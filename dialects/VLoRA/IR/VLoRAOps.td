@@ -776,6 +776,38 @@ def VLoRA_CrossEntropyGradOp : VLoRA_Op<"cross_entropy_grad"> {
   }];
 }
 
+def VLoRA_LinearCrossEntropyOp : VLoRA_Op<"linear_cross_entropy"> {
+  let summary = "the lm_head matmul, the causal-LM loss and its input gradient, fused";
+  let description = [{
+    With `logits = matmul(input, weight [transpose_b])` (`input` `[B, S, D]`,
+    `weight` `[D, V]`, or `[V, D]` with `transpose_b`), computes what
+    `vlora.cross_entropy(logits, labels)` and
+    `matmul(vlora.cross_entropy_grad(dloss, logits, labels), weight)ᵀ`
+    compute, without the logits: only the positions whose shifted label is
+    predicted (not `ignore_index`) are multiplied out, in chunks of rows, so
+    neither the `[B, S, V]` logits nor their gradient exist in memory and
+    unlabelled positions (image tokens, prompts, padding) cost nothing.
+    Results: the loss (f32, NaN with no predicted label) and the gradient
+    of `input` (zero at unlabelled positions; all zero with no predicted
+    label). `--vlora-build-training-step` uses it when the logits are a
+    matmul by a weight that gets no gradient (the frozen lm_head).
+
+    Example:
+    ```mlir
+    %loss, %dh = vlora.linear_cross_entropy %h, %w, %labels, %dloss ignore_index -100
+           : (tensor<2x8x32xf32>, tensor<32x64xf32>, tensor<2x8xi64>, tensor<f32>) -> (tensor<f32>, tensor<2x8x32xf32>)
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$input, VLoRA_FloatTensor:$weight,
+                       RankedTensorOf<[I64]>:$labels, RankedTensorOf<[F32]>:$dloss,
+                       I64Attr:$ignore_index, UnitAttr:$transpose_b);
+  let results = (outs RankedTensorOf<[F32]>:$loss, VLoRA_FloatTensor:$grad_input);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $labels `,` $dloss `ignore_index` $ignore_index
+    (`transpose_b` $transpose_b^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def VLoRA_SoftmaxGradOp : VLoRA_SameTypeOp<"softmax_grad"> {
   let hasVerifier = 1;
   let summary = "gradient of `vlora.softmax` from its output";

@@ -1,7 +1,7 @@
 //===- vlora-gradcheck.cpp - finite-difference checks of the reverse rules -===//
 //
 // vlora-gradcheck FILE.mlir [--split-input-file] [--step H] [--rtol R]
-//                 [--atol A] [--max-elements N] [--seed S]
+//                 [--atol A] [--max-elements N] [--seed S] [--fuse-lm-head=false]
 //
 // For every module (or every `// -----` chunk): builds @train_step with
 // --vlora-build-training-step, lowers it, runs it on the CPU backend with
@@ -62,6 +62,9 @@ static cl::opt<unsigned> maxElements("max-elements",
                                      cl::desc("Elements checked per adapter (64)"),
                                      cl::init(64));
 static cl::opt<unsigned> seed("seed", cl::desc("Random seed (0)"), cl::init(0));
+static cl::opt<bool> fuseLmHead("fuse-lm-head",
+                                cl::desc("The pass's fuse-lm-head option (true)"),
+                                cl::init(true));
 
 namespace {
 
@@ -127,7 +130,9 @@ std::variant<int, Failure> checkModule(ModuleOp module, llvm::raw_ostream &os,
                      "': give frozen weights as vlora.constant"};
 
   PassManager pm(module.getContext());
-  pm.addPass(vlora::createVLoRABuildTrainingStep());
+  vlora::VLoRABuildTrainingStepOptions options;
+  options.fuseLmHead = fuseLmHead;
+  pm.addPass(vlora::createVLoRABuildTrainingStep(options));
   pm.addPass(vlora::createLowerVLoRAToVLRT());
   if (failed(pm.run(module)))
     return Failure{"the training step could not be built or lowered"};

@@ -167,6 +167,17 @@ void crossEntropyGrad(const TensorRef &dloss, const TensorRef &logits,
                       const TensorRef &labels, const TensorRef &out,
                       int64_t ignoreIndex);
 
+/// The lm_head matmul fused with crossEntropy and its input gradient: with
+/// logits = input [B, S, D] · weight ([D, V], or [V, D] transposed with
+/// transposeB), loss (f32 []) = crossEntropy(logits, labels) and gradInput
+/// (input's type and shape) = crossEntropyGrad(dloss, logits, labels) ·
+/// weight(ᵀ)ᵀ; only the rows with a predicted label are multiplied out, in
+/// chunks of at most 2^24 logits. Labels are checked as in crossEntropy.
+void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
+                        const TensorRef &labels, const TensorRef &dloss,
+                        const TensorRef &loss, const TensorRef &gradInput,
+                        int64_t ignoreIndex, bool transposeB);
+
 /// dx = y · (dy - sum(dy · y, axis)) with y = softmax(x) the forward's
 /// output; grad, output and out have one type and shape. out may be exactly
 /// either input's bytes.
