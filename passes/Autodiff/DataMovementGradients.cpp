@@ -56,17 +56,49 @@ LogicalResult sliceGradient(SliceOp op, GradientBuilder &gb,
     grads.push_back(Value());
     return success();
   }
-  if (llvm::any_of(op.getStrides(), [](int64_t s) { return s != 1; }))
-    return op.emitOpError("has no gradient rule for non-unit strides yet");
+  if (llvm::any_of(op.getStrides(), [](int64_t s) { return s < 1; }))
+    return op.emitOpError("has no gradient rule for negative strides");
   ArrayRef<int64_t> in = shapeOf(op.getInput());
   int64_t rank = in.size();
+  OpBuilder &b = gb.getBuilder();
+  Value g = dys[0];
+  SmallVector<int64_t> shape(shapeOf(g));
+  // A strided dimension: every gradient element gets stride - 1 zeros after
+  // it (a new axis padded to the stride, folded back), then the tail past
+  // the input is cut.
+  SmallVector<int64_t> covered(rank);
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t stride = op.getStrides()[d], n = shape[d];
+    covered[d] = n;
+    if (stride == 1)
+      continue;
+    SmallVector<int64_t> split(shape);
+    split.insert(split.begin() + d + 1, 1);
+    g = gb.reshape(g, split);
+    SmallVector<int64_t> pads(2 * (rank + 1), 0);
+    pads[rank + 1 + d + 1] = stride - 1;
+    g = gb.create<PadOp>(g, b.getDenseI64ArrayAttr(pads), b.getF64FloatAttr(0.0))
+            .getResult();
+    shape[d] = n * stride;
+    g = gb.reshape(g, shape);
+    int64_t keep = std::min(n * stride, in[d] - op.getStarts()[d]);
+    if (keep < shape[d]) {
+      SmallVector<int64_t> starts(rank, 0), limits(shape), strides(rank, 1);
+      limits[d] = keep;
+      g = gb.create<SliceOp>(g, b.getDenseI64ArrayAttr(starts),
+                             b.getDenseI64ArrayAttr(limits),
+                             b.getDenseI64ArrayAttr(strides))
+              .getResult();
+      shape[d] = keep;
+    }
+    covered[d] = shape[d];
+  }
   SmallVector<int64_t> pads(2 * rank);
   for (int64_t d = 0; d < rank; ++d) {
     pads[d] = op.getStarts()[d];
-    pads[rank + d] = in[d] - op.getLimits()[d];
+    pads[rank + d] = in[d] - op.getStarts()[d] - covered[d];
   }
-  OpBuilder &b = gb.getBuilder();
-  grads.push_back(gb.create<PadOp>(dys[0], b.getDenseI64ArrayAttr(pads),
+  grads.push_back(gb.create<PadOp>(g, b.getDenseI64ArrayAttr(pads),
                                    b.getF64FloatAttr(0.0))
                       .getResult());
   return success();

@@ -720,4 +720,22 @@ module {
   }
 }
 
-// CHECK: gradcheck: 40 functions, 40 checked, 0 failed
+// -----
+
+// strided slice (strides 2 and 3, a tail cut) and pad
+// CHECK: #40 ok a:
+// CHECK: #40 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %s = vlora.slice %h starts [0, 1, 1] limits [1, 4, 8] strides [1, 2, 3] : (tensor<1x4x8xf32>) -> tensor<1x2x3xf32>
+    %t = vlora.tanh %s : tensor<1x2x3xf32>
+    %y = vlora.pad %t [0, 1, 2, 0, 1, 3] value 0.0 : (tensor<1x2x3xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// CHECK: gradcheck: 41 functions, 41 checked, 0 failed

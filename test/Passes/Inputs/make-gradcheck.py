@@ -143,6 +143,11 @@ case("pow with constant exponents 2, 1 and 3 (folded rules)", f"""
     %t = vlora.tanh %p1 : {T}
     %y = vlora.pow %t, %c3 : ({T}, tensor<1x1x8xf32>) -> {T}""")
 
+case("strided slice (strides 2 and 3, a tail cut) and pad", f"""
+    %s = vlora.slice %h starts [0, 1, 1] limits [1, 4, 8] strides [1, 2, 3] : ({T}) -> tensor<1x2x3xf32>
+    %t = vlora.tanh %s : tensor<1x2x3xf32>
+    %y = vlora.pad %t [0, 1, 2, 0, 1, 3] value 0.0 : (tensor<1x2x3xf32>) -> {T}""")
+
 out = ["""// Finite-difference checks of every reverse rule (passes/Autodiff/): for
 // each op family a one-layer graph whose LoRA output flows through the op
 // into the logits; vlora-gradcheck builds @train_step, runs it on the CPU
