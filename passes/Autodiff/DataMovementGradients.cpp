@@ -192,6 +192,27 @@ LogicalResult gatherGradient(GatherOp op, GradientBuilder &gb,
   return success();
 }
 
+/// result = data with the slices at `indices` replaced by `updates`
+/// (ONNX ScatterND, reduction none; exporters merge image features into the
+/// text embeddings this way): d data = dy with those slices zeroed,
+/// d updates = the slices of dy at `indices` (gather_nd).
+LogicalResult scatterNDGradient(ScatterNDOp op, GradientBuilder &gb,
+                                ArrayRef<Value> dys, ArrayRef<bool> needs,
+                                Grads &grads) {
+  Value dy = dys[0];
+  grads.push_back(
+      needs[0]
+          ? gb.create<ScatterNDOp>(
+                  dy, op.getIndices(),
+                  gb.zeros(cast<RankedTensorType>(op.getUpdates().getType())))
+                .getResult()
+          : Value());
+  grads.push_back(Value());
+  grads.push_back(needs[2] ? gb.create<GatherNDOp>(dy, op.getIndices()).getResult()
+                           : Value());
+  return success();
+}
+
 /// trilu keeps a triangle: the gradient keeps the same one.
 LogicalResult triluGradient(TriluOp op, GradientBuilder &gb,
                             ArrayRef<Value> dys, ArrayRef<bool> needs,
@@ -231,6 +252,8 @@ void vlora::registerDataMovementGradients(DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, VLoRADialect *) {
     ReshapeOp::attachInterface<GradientRule<ReshapeOp, reshapeGradient>>(*ctx);
     TriluOp::attachInterface<GradientRule<TriluOp, triluGradient>>(*ctx);
+    ScatterNDOp::attachInterface<GradientRule<ScatterNDOp, scatterNDGradient>>(
+        *ctx);
     TransposeOp::attachInterface<GradientRule<TransposeOp, transposeGradient>>(
         *ctx);
     SliceOp::attachInterface<GradientRule<SliceOp, sliceGradient>>(*ctx);

@@ -738,4 +738,24 @@ module {
   }
 }
 
-// CHECK: gradcheck: 41 functions, 41 checked, 0 failed
+// -----
+
+// scatter_nd (active data and updates; the merge of image features)
+// CHECK: #41 ok a:
+// CHECK: #41 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %t = vlora.tanh %h : tensor<1x4x8xf32>
+    %s = vlora.slice %t starts [0, 0, 0] limits [1, 2, 8] strides [1, 1, 1] : (tensor<1x4x8xf32>) -> tensor<1x2x8xf32>
+    %u = vlora.reshape %s [2, 8] : (tensor<1x2x8xf32>) -> tensor<2x8xf32>
+    %idx = vlora.constant dense<[[0, 1], [0, 3]]> : tensor<2x2xi64>
+    %y = vlora.scatter_nd %h, %idx, %u : (tensor<1x4x8xf32>, tensor<2x2xi64>, tensor<2x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// CHECK: gradcheck: 42 functions, 42 checked, 0 failed

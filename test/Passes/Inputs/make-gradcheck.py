@@ -148,6 +148,13 @@ case("strided slice (strides 2 and 3, a tail cut) and pad", f"""
     %t = vlora.tanh %s : tensor<1x2x3xf32>
     %y = vlora.pad %t [0, 1, 2, 0, 1, 3] value 0.0 : (tensor<1x2x3xf32>) -> {T}""")
 
+case("scatter_nd (active data and updates; the merge of image features)", f"""
+    %t = vlora.tanh %h : {T}
+    %s = vlora.slice %t starts [0, 0, 0] limits [1, 2, 8] strides [1, 1, 1] : ({T}) -> tensor<1x2x8xf32>
+    %u = vlora.reshape %s [2, 8] : (tensor<1x2x8xf32>) -> tensor<2x8xf32>
+    %idx = vlora.constant dense<[[0, 1], [0, 3]]> : tensor<2x2xi64>
+    %y = vlora.scatter_nd %h, %idx, %u : ({T}, tensor<2x2xi64>, tensor<2x8xf32>) -> {T}""")
+
 out = ["""// Finite-difference checks of every reverse rule (passes/Autodiff/): for
 // each op family a one-layer graph whose LoRA output flows through the op
 // into the logits; vlora-gradcheck builds @train_step, runs it on the CPU
