@@ -53,7 +53,7 @@ struct ProgramWeight {
 enum class Kernel {
   Unary, Binary, Where, Cast, Matmul, LoRAMatmul, Conv, Softmax, LogSoftmax,
   Cumsum, LayerNorm, RmsNorm, Reduce, ArgMax, Reshape, Transpose, Slice,
-  Concat, Split, Gather, GatherElements, GatherND, ScatterND, MaskedScatter,
+  Concat, Split, Gather, GatherGrad, GatherElements, GatherND, ScatterND, MaskedScatter,
   Expand, Pad, Trilu,
   // Training (docs/training.md).
   CrossEntropy, CrossEntropyGrad, LinearCrossEntropy, SoftmaxGrad, LayerNormGrad, LoRAMatmulGrad,

@@ -113,6 +113,7 @@ constexpr Kinfo kKernels[] = {
     {"masked_scatter", Kernel::MaskedScatter}, {"expand", Kernel::Expand},
     {"pad", Kernel::Pad},             {"trilu", Kernel::Trilu},
     {"gelu", Kernel::Unary},
+    {"gather_grad", Kernel::GatherGrad},
     {"cross_entropy", Kernel::CrossEntropy},
     {"cross_entropy_grad", Kernel::CrossEntropyGrad},
     {"linear_cross_entropy", Kernel::LinearCrossEntropy},
@@ -599,6 +600,27 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     Shape shape(ds.begin(), ds.begin() + step.axis);
     shape.insert(shape.end(), in(1).shape.begin(), in(1).shape.end());
     shape.insert(shape.end(), ds.begin() + step.axis + 1, ds.end());
+    expectOutput(0, in(0).dtype, shape);
+    break;
+  }
+  case Kernel::GatherGrad: {
+    arity(2, 2, 1);
+    isFloat(0);
+    isIndex(1);
+    Shape shape = attrs.ints("shape");
+    for (int64_t d : shape)
+      if (d < 0)
+        fail("shape " + kernels::shapeString(shape) + " has a negative dimension");
+    step.axis = normaliseAxis(attrs.integer("axis"), static_cast<int64_t>(shape.size()));
+    if (shape[step.axis] == 0 && in(1).bytes)
+      fail("scatters into an empty axis");
+    Shape gathered(shape.begin(), shape.begin() + step.axis);
+    gathered.insert(gathered.end(), in(1).shape.begin(), in(1).shape.end());
+    gathered.insert(gathered.end(), shape.begin() + step.axis + 1, shape.end());
+    if (in(0).shape != gathered)
+      fail("grad " + type(in(0)) + " must be the gather's result shape " +
+           kernels::shapeString(gathered));
+    step.shape = shape;
     expectOutput(0, in(0).dtype, shape);
     break;
   }

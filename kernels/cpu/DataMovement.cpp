@@ -117,6 +117,39 @@ void gather(const TensorRef &data, const TensorRef &indices,
                   bytesOf(data) + (o * size + idx[i]) * chunk, chunk);
 }
 
+void gatherGrad(const TensorRef &grad, const TensorRef &indices,
+                const TensorRef &out, int64_t axis) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d)
+    outer *= out.shape[d];
+  for (size_t d = axis + 1; d < out.shape.size(); ++d)
+    inner *= out.shape[d];
+  int64_t size = out.shape[axis], count = indices.numel();
+  std::vector<int64_t> idx(count);
+  for (int64_t i = 0; i < count; ++i)
+    idx[i] = normaliseIndex(loadIndex(indices, i), size, "gather_grad");
+  auto run = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *g = grad.as<const T>();
+    T *y = out.as<T>();
+    std::fill(y, y + outer * size * inner, T(0));
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < count; ++i) {
+        const T *src = g + (o * count + i) * inner;
+        T *dst = y + (o * size + idx[i]) * inner;
+        for (int64_t k = 0; k < inner; ++k)
+          dst[k] += src[k];
+      }
+  };
+  if (grad.dtype == DType::F32)
+    run(Tag<float>{});
+  else if (grad.dtype == DType::F64)
+    run(Tag<double>{});
+  else
+    throw KernelError(std::string("gather_grad: unsupported element type ") +
+                      dtypeName(grad.dtype));
+}
+
 void gatherElements(const TensorRef &data, const TensorRef &indices,
                     const TensorRef &out, int64_t axis) {
   Strides sd = contiguousStrides(data.shape);

@@ -185,10 +185,14 @@ LogicalResult expandGradient(ExpandOp op, GradientBuilder &gb,
 LogicalResult gatherGradient(GatherOp op, GradientBuilder &gb,
                              ArrayRef<Value> dys, ArrayRef<bool> needs,
                              Grads &grads) {
-  if (needs[0])
-    return op.emitOpError("has no gradient rule for its data operand "
-                          "(a scatter-add; embeddings are frozen in LoRA)");
-  grads.append(2, Value());
+  // d data: the slices of dy added back at their indices.
+  OpBuilder &b = gb.getBuilder();
+  grads.push_back(needs[0] ? gb.create<GatherGradOp>(
+                                   dys[0], op.getIndices(), op.getAxisAttr(),
+                                   b.getDenseI64ArrayAttr(shapeOf(op.getData())))
+                                 .getResult()
+                           : Value());
+  grads.push_back(Value());
   return success();
 }
 

@@ -153,6 +153,7 @@ private:
     case Kernel::LogSoftmax:
     case Kernel::LayerNorm:
     case Kernel::RmsNorm:
+    case Kernel::GatherGrad:
       return isBlasFloat(d) ? "" : no(d);
     case Kernel::LoRAMatmul:
     case Kernel::LoRAMatmulGrad: {
@@ -265,6 +266,7 @@ private:
     case Kernel::Concat: return cpu::concat(in, out[0], s.axis);
     case Kernel::Split: return cpu::split(in[0], out, s.axis);
     case Kernel::Gather: return cpu::gather(in[0], in[1], out[0], s.axis);
+    case Kernel::GatherGrad: return cpu::gatherGrad(in[0], in[1], out[0], s.axis);
     case Kernel::GatherElements:
       return cpu::gatherElements(in[0], in[1], out[0], s.axis);
     case Kernel::GatherND: return cpu::gatherND(in[0], in[1], out[0]);

@@ -758,4 +758,29 @@ module {
   }
 }
 
-// CHECK: gradcheck: 42 functions, 42 checked, 0 failed
+// -----
+
+// gather of an active table (repeated and negative indices)
+// CHECK: #42 ok a:
+// CHECK: #42 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %t = vlora.transpose %h [0, 2, 1] : (tensor<1x4x8xf32>) -> tensor<1x8x4xf32>
+    %ids = vlora.constant dense<[3, 0, 1, 1, -2, 3, 0, 2]> : tensor<8xi64>
+    %g = vlora.gather %t, %ids axis 2 : (tensor<1x8x4xf32>, tensor<8xi64>) -> tensor<1x8x8xf32>
+    %s = vlora.slice %g starts [0, 0, 0] limits [1, 4, 8] strides [1, 1, 1] : (tensor<1x8x8xf32>) -> tensor<1x4x8xf32>
+    %e = vlora.reshape %h [32, 1] : (tensor<1x4x8xf32>) -> tensor<32x1xf32>
+    %row = vlora.constant dense<[[5, 5, 31, 0], [1, 2, 3, 4]]> : tensor<2x4xi64>
+    %g2 = vlora.gather %e, %row axis 0 : (tensor<32x1xf32>, tensor<2x4xi64>) -> tensor<2x4x1xf32>
+    %r = vlora.reshape %g2 [1, 8, 1] : (tensor<2x4x1xf32>) -> tensor<1x8x1xf32>
+    %r2 = vlora.slice %r starts [0, 0, 0] limits [1, 4, 1] strides [1, 1, 1] : (tensor<1x8x1xf32>) -> tensor<1x4x1xf32>
+    %y = vlora.mul %s, %r2 : (tensor<1x4x8xf32>, tensor<1x4x1xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// CHECK: gradcheck: 43 functions, 43 checked, 0 failed

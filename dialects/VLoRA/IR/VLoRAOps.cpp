@@ -726,6 +726,29 @@ LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult GatherGradOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  auto grad = tensorOf(adaptor.getGrad()), indices = tensorOf(adaptor.getIndices());
+  ArrayRef<int64_t> shape = adaptor.getShape();
+  int64_t axis = adaptor.getAxis(), rank = shape.size();
+  if (axis < 0 || axis >= rank)
+    return ShapeError{loc}.emit() << "'vlora.gather_grad' axis " << axis
+                                  << " is out of range for the data rank " << rank;
+  if (llvm::any_of(shape, [](int64_t d) { return d < 0; }))
+    return ShapeError{loc}.emit() << "'vlora.gather_grad' shape has a negative dimension";
+  SmallVector<int64_t> gathered(shape.take_front(axis));
+  llvm::append_range(gathered, indices.getShape());
+  llvm::append_range(gathered, shape.drop_front(axis + 1));
+  if (grad.getShape() != ArrayRef<int64_t>(gathered))
+    return ShapeError{loc}.emit()
+           << "'vlora.gather_grad' grad " << shapeString(grad.getShape())
+           << " must be the gather's result shape " << shapeString(gathered);
+  types.push_back(grad.clone(shape));
+  return success();
+}
+
 LogicalResult GatherElementsOp::inferReturnTypes(MLIRContext *,
                                                  std::optional<Location> loc,
                                                  Adaptor adaptor,

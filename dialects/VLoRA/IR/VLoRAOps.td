@@ -896,6 +896,28 @@ def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
   }];
 }
 
+def VLoRA_GatherGradOp : VLoRA_Op<"gather_grad"> {
+  let summary = "gradient of `vlora.gather` with respect to its data (a scatter-add)";
+  let description = [{
+    The reverse of `vlora.gather %data, %indices axis A` whose data has shape
+    `shape`: a zero tensor of `shape` into which every slice of `grad` is
+    added at its index along `axis` (repeated indices accumulate; negative
+    indices count from the end, as in the gather). `grad` has the gather's
+    result shape, `shape[:axis] + indices.shape + shape[axis+1:]`.
+
+    Example:
+    ```mlir
+    %dt = vlora.gather_grad %dy, %ids axis 0 shape [256, 32] : (tensor<1x16x32xf32>, tensor<1x16xi64>) -> tensor<256x32xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_IndexTensor:$indices,
+                       I64Attr:$axis, DenseI64ArrayAttr:$shape);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $indices `axis` $axis `shape` $shape attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def VLoRA_MaskedSelectOp : VLoRA_Op<"masked_select"> {
   let summary = "gathers the masked elements in order (reverse of masked_scatter)";
   let description = [{

@@ -155,6 +155,18 @@ case("scatter_nd (active data and updates; the merge of image features)", f"""
     %idx = vlora.constant dense<[[0, 1], [0, 3]]> : tensor<2x2xi64>
     %y = vlora.scatter_nd %h, %idx, %u : ({T}, tensor<2x2xi64>, tensor<2x8xf32>) -> {T}""")
 
+case("gather of an active table (repeated and negative indices)", f"""
+    %t = vlora.transpose %h [0, 2, 1] : ({T}) -> tensor<1x8x4xf32>
+    %ids = vlora.constant dense<[3, 0, 1, 1, -2, 3, 0, 2]> : tensor<8xi64>
+    %g = vlora.gather %t, %ids axis 2 : (tensor<1x8x4xf32>, tensor<8xi64>) -> tensor<1x8x8xf32>
+    %s = vlora.slice %g starts [0, 0, 0] limits [1, 4, 8] strides [1, 1, 1] : (tensor<1x8x8xf32>) -> {T}
+    %e = vlora.reshape %h [32, 1] : ({T}) -> tensor<32x1xf32>
+    %row = vlora.constant dense<[[5, 5, 31, 0], [1, 2, 3, 4]]> : tensor<2x4xi64>
+    %g2 = vlora.gather %e, %row axis 0 : (tensor<32x1xf32>, tensor<2x4xi64>) -> tensor<2x4x1xf32>
+    %r = vlora.reshape %g2 [1, 8, 1] : (tensor<2x4x1xf32>) -> tensor<1x8x1xf32>
+    %r2 = vlora.slice %r starts [0, 0, 0] limits [1, 4, 1] strides [1, 1, 1] : (tensor<1x8x1xf32>) -> tensor<1x4x1xf32>
+    %y = vlora.mul %s, %r2 : ({T}, tensor<1x4x1xf32>) -> {T}""")
+
 out = ["""// Finite-difference checks of every reverse rule (passes/Autodiff/): for
 // each op family a one-layer graph whose LoRA output flows through the op
 // into the logits; vlora-gradcheck builds @train_step, runs it on the CPU

@@ -104,6 +104,10 @@ void split(const TensorRef &input, const std::vector<TensorRef> &outs,
 /// Indices i32/i64; negative ones count from the end.
 void gather(const TensorRef &data, const TensorRef &indices,
             const TensorRef &out, int64_t axis);
+/// The reverse of gather (float grad): out (the data's shape, grad's type)
+/// = 0, then every slice of grad added at its index along axis.
+void gatherGrad(const TensorRef &grad, const TensorRef &indices,
+                const TensorRef &out, int64_t axis);
 void gatherElements(const TensorRef &data, const TensorRef &indices,
                     const TensorRef &out, int64_t axis);
 void gatherND(const TensorRef &data, const TensorRef &indices,
