@@ -243,6 +243,11 @@ StructureAnalysis::residualBranch(AddOp add) const {
     Operation *yDef = y.getDefiningOp();
     if (!yDef)
       continue;
+    // A residual adds two values of the result's type; a broadcast
+    // operand (RMSNorm's eps, a bias) or a constant is not the stream.
+    if (x.getType() != add.getType() || y.getType() != add.getType() ||
+        x.getDefiningOp<ConstantOp>() || x.getDefiningOp<ParamOp>())
+      continue;
     unsigned lowest = 0;
     if (Operation *xDef = x.getDefiningOp())
       lowest = index.lookup(xDef) + 1;

@@ -63,3 +63,34 @@ func.func @structure_only(%ids: tensor<1x8xi64>) -> tensor<1x8x32xf32> {
   %logits = vlora.matmul %r, %w3 transpose_b : (tensor<1x8x16xf32>, tensor<32x16xf32>) -> tensor<1x8x32xf32>
   return %logits : tensor<1x8x32xf32>
 }
+
+// -----
+
+// A shared scalar constant (an RMSNorm eps used by two norms) is not a
+// residual stream: `add(mean(d^2), eps)` must not make everything computed
+// from the earlier use of eps one "residual branch" (Mistral3's and Gemma3's
+// projector RMSNorm shares its eps with the language model's).
+// STRUCT-LABEL: func.func @eps_is_not_a_residual
+// STRUCT-NOT: mlp
+// STRUCT: vlora.module = "other.0"
+// STRUCT: vlora.module = "other.1"
+// STRUCT: vlora.module = "other.2"
+func.func @eps_is_not_a_residual(%ids: tensor<1x8xi64>) -> tensor<1x8x32xf32> {
+  %eps = vlora.constant dense<1.0e-06> : tensor<f32>
+  %table = vlora.param "e" frozen initializer "model.onnx" [offset 0, length 2048] : tensor<32x16xf32>
+  %h = vlora.gather %table, %ids axis 0 : (tensor<32x16xf32>, tensor<1x8xi64>) -> tensor<1x8x16xf32>
+  %s1 = vlora.add %h, %eps : (tensor<1x8x16xf32>, tensor<f32>) -> tensor<1x8x16xf32>
+  %w1 = vlora.param "a" frozen initializer "model.onnx" [offset 0, length 4096] : tensor<64x16xf32>
+  %u = vlora.matmul %s1, %w1 transpose_b : (tensor<1x8x16xf32>, tensor<64x16xf32>) -> tensor<1x8x64xf32>
+  %g = vlora.silu %u : tensor<1x8x64xf32>
+  %w2 = vlora.param "b" frozen initializer "model.onnx" [offset 0, length 4096] : tensor<16x64xf32>
+  %d = vlora.matmul %g, %w2 transpose_b : (tensor<1x8x64xf32>, tensor<16x64xf32>) -> tensor<1x8x16xf32>
+  %sq = vlora.mul %d, %d : (tensor<1x8x16xf32>, tensor<1x8x16xf32>) -> tensor<1x8x16xf32>
+  %ms = vlora.reduce_mean %sq axes [2] keepdims : (tensor<1x8x16xf32>) -> tensor<1x8x1xf32>
+  %n = vlora.add %ms, %eps : (tensor<1x8x1xf32>, tensor<f32>) -> tensor<1x8x1xf32>
+  %r = vlora.rsqrt %n : tensor<1x8x1xf32>
+  %y = vlora.mul %d, %r : (tensor<1x8x16xf32>, tensor<1x8x1xf32>) -> tensor<1x8x16xf32>
+  %w3 = vlora.param "c" frozen initializer "model.onnx" [offset 0, length 2048] : tensor<32x16xf32>
+  %logits = vlora.matmul %y, %w3 transpose_b : (tensor<1x8x16xf32>, tensor<32x16xf32>) -> tensor<1x8x32xf32>
+  return %logits : tensor<1x8x32xf32>
+}
