@@ -800,6 +800,118 @@ LogicalResult importConv(NodeContext &n) {
                                        n.namedI64("group", n.attrInt("group", 1))});
 }
 
+/// AveragePool over non-overlapping windows (kernel == stride, no padding,
+/// no dilation): a reshape that splits every spatial dimension into
+/// (windows, kernel) and a mean over the kernel dimensions (as Gemma3's
+/// projector pools patches). A remainder that fits no window is dropped, as
+/// in floor mode. Overlapping or padded pooling is refused.
+LogicalResult importAveragePool(NodeContext &n) {
+  auto x = n.input(0);
+  if (failed(x))
+    return failure();
+  auto xt = cast<RankedTensorType>(x->getType());
+  int64_t k = xt.getRank() - 2;
+  auto kernel = n.attrInts("kernel_shape");
+  if (k < 1 || !kernel || int64_t(kernel->size()) != k)
+    return n.error() << "needs an input of rank >= 3 and kernel_shape with one entry "
+                        "per spatial dimension";
+  SmallVector<int64_t> strides = n.attrInts("strides").value_or(SmallVector<int64_t>(k, 1));
+  SmallVector<int64_t> pads = n.attrInts("pads").value_or(SmallVector<int64_t>(2 * k, 0));
+  SmallVector<int64_t> dilations =
+      n.attrInts("dilations").value_or(SmallVector<int64_t>(k, 1));
+  std::string autoPad = n.attrString("auto_pad", "NOTSET");
+  if (autoPad == "VALID")
+    pads.assign(2 * k, 0);
+  bool windows = strides == *kernel && llvm::all_of(pads, [](int64_t p) { return p == 0; }) &&
+                 llvm::all_of(dilations, [](int64_t d) { return d == 1; }) &&
+                 (autoPad == "NOTSET" || autoPad == "VALID") &&
+                 llvm::all_of(*kernel, [](int64_t v) { return v >= 1; });
+  if (!windows || (n.attrInt("ceil_mode", 0) != 0 &&
+                   llvm::any_of(llvm::seq<int64_t>(0, k), [&](int64_t i) {
+                     return xt.getDimSize(i + 2) % (*kernel)[i] != 0;
+                   })))
+    return n.error() << "overlapping, padded, dilated or ceil-mode pooling is not "
+                        "supported (only windows with strides == kernel_shape)";
+  Value input = *x;
+  SmallVector<int64_t> limits(xt.getShape()), split(xt.getShape().take_front(2)), axes;
+  bool remainder = false;
+  for (int64_t i = 0; i < k; ++i) {
+    int64_t windowsAlong = xt.getDimSize(i + 2) / (*kernel)[i];
+    if (windowsAlong == 0)
+      return n.error() << "kernel_shape " << (*kernel)[i] << " is larger than dimension "
+                       << i + 2 << " of size " << xt.getDimSize(i + 2);
+    remainder |= windowsAlong * (*kernel)[i] != xt.getDimSize(i + 2);
+    limits[i + 2] = windowsAlong * (*kernel)[i];
+    split.push_back(windowsAlong);
+    split.push_back((*kernel)[i]);
+    axes.push_back(2 + 2 * i + 1);
+  }
+  if (remainder) {
+    auto cut = n.create<SliceOp>(input, {n.namedI64Array("starts", SmallVector<int64_t>(k + 2, 0)),
+                                         n.namedI64Array("limits", limits),
+                                         n.namedI64Array("strides", SmallVector<int64_t>(k + 2, 1))});
+    if (failed(cut))
+      return failure();
+    input = *cut;
+  }
+  auto windowed = reshapeTo(n, input, split);
+  if (failed(windowed))
+    return failure();
+  return emitResult<ReduceMeanOp>(n, *windowed, {n.namedI64Array("axes", axes)});
+}
+
+/// Resize to the input's own size is the identity (InternVL's position table
+/// "interpolated" to its own size); anything else is refused.
+LogicalResult importResize(NodeContext &n) {
+  auto xt = n.inputType(0);
+  if (!xt)
+    return failure();
+  int64_t rank = xt.getRank();
+  SmallVector<int64_t> axes;
+  if (auto a = n.attrInts("axes")) {
+    for (int64_t axis : *a)
+      axes.push_back(axis < 0 ? axis + rank : axis);
+  } else {
+    for (int64_t d = 0; d < rank; ++d)
+      axes.push_back(d);
+  }
+  SmallVector<int64_t> out(xt.getShape());
+  int sizesInput = n.opset >= 11 ? 3 : -1, scalesInput = n.opset >= 11 ? 2 : 1;
+  if (sizesInput > 0 && n.hasInput(sizesInput)) {
+    auto sizes = n.requireConstInput(sizesInput, "sizes");
+    if (failed(sizes))
+      return failure();
+    if ((*sizes)->numElements() != int64_t(axes.size()))
+      return n.error() << "sizes has " << (*sizes)->numElements() << " entries for "
+                       << axes.size() << " axes";
+    for (size_t i = 0; i < axes.size(); ++i)
+      out[axes[i]] = (*sizes)->getInt(i);
+  } else if (n.hasInput(scalesInput)) {
+    auto scales = n.requireConstInput(scalesInput, "scales");
+    if (failed(scales))
+      return failure();
+    if ((*scales)->numElements() != int64_t(axes.size()))
+      return n.error() << "scales has " << (*scales)->numElements() << " entries for "
+                       << axes.size() << " axes";
+    for (size_t i = 0; i < axes.size(); ++i)
+      out[axes[i]] = int64_t(std::floor(double(xt.getDimSize(axes[i])) *
+                                        (*scales)->getDouble(i)));
+  } else {
+    return n.error() << "has neither scales nor sizes";
+  }
+  auto dims = [](ArrayRef<int64_t> shape) {
+    std::string text = "[";
+    for (size_t i = 0; i < shape.size(); ++i)
+      text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
+  };
+  if (ArrayRef<int64_t>(out) != xt.getShape())
+    return n.error() << "resizing " << dims(xt.getShape()) << " to " << dims(out)
+                     << " is not supported (only a resize to the input's own size, "
+                        "an identity)";
+  return passThrough(n, 0);
+}
+
 //===----------------------------------------------------------------------===//
 // Normalisation and reductions
 //===----------------------------------------------------------------------===//
@@ -1831,6 +1943,8 @@ const OpTableEntry kOpTable[] = {
     {"MatMul", 7, kMax, importMatMul},
     {"Gemm", 7, kMax, importGemm},
     {"Conv", 7, kMax, importConv},
+    {"AveragePool", 7, kMax, importAveragePool},
+    {"Resize", 10, kMax, importResize},
     // Normalisation and reductions
     {"Softmax", 7, 12, importSoftmax},
     {"Softmax", 13, kMax, importSoftmax},
