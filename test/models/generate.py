@@ -606,11 +606,170 @@ def build_qwen2vl():
     return model, inputs, classify
 
 
+def build_qwen2_5_vl():
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    vocab, pad = 320, 0
+    image_token, vision_start, vision_end, video_token = 300, 301, 302, 303
+    text = text_config_kwargs(vocab, pad)
+    text.update(rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})  # head_dim 16 -> 8 rotary freqs
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,  # gated SiLU MLP (gate/up/down_proj)
+        out_hidden_size=64,  # merger output = text hidden size
+        hidden_act="silu",
+        num_heads=2,
+        in_channels=3,
+        patch_size=8,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        # window attention: a 16 px window = one merged 2x2 patch group, so block 0
+        # attends within windows (window_index / reverse gather) and block 1 globally
+        window_size=16,
+        fullatt_block_indexes=[1],
+    )
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=image_token,
+        video_token_id=video_token,
+        vision_start_token_id=vision_start,
+        vision_end_token_id=vision_end,
+        pad_token_id=pad,
+        tie_word_embeddings=False,
+    )
+    config._attn_implementation = "eager"
+    seed_everything()
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.set_attn_implementation("eager")
+    init_weights(model)
+    model.eval()
+
+    # one 32x32 image: 4x4 patches of 8 px (temporal patch 2) -> merged 2x2 -> 4 tokens
+    grid_thw = torch.tensor([[1, 4, 4]], dtype=torch.int64)
+    n_patches = 16
+    patch_dim = 3 * 2 * 8 * 8
+    n_img = n_patches // 4
+    batch, seq = 1, 16
+    gen = torch.Generator().manual_seed(SEED + 4)
+    pixel_values = torch.randn(n_patches, patch_dim, generator=gen)
+    ids = random_text(gen, batch, seq, 3, 290)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    ids[0, 0] = 1
+    ids[0, 2] = vision_start
+    ids[0, 3 : 3 + n_img] = image_token
+    ids[0, 3 + n_img] = vision_end
+    inputs = {"pixel_values": pixel_values, "input_ids": ids, "attention_mask": mask}
+    classify = make_classifier("model.visual.", "model.visual.merger.", "model.language_model.")
+    # As for Qwen2-VL: image_grid_thw and the M-RoPE position ids of this prompt
+    # layout are closed over as constants.
+    mm_token_type_ids = (ids == image_token).to(torch.int32)
+    with torch.no_grad():
+        stock = model(**inputs, image_grid_thw=grid_thw, mm_token_type_ids=mm_token_type_ids, use_cache=False).logits
+        position_ids, _ = model.model.get_rope_index(
+            ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=grid_thw, attention_mask=mask
+        )
+    model.model.rope_deltas = None
+    logits_only(model, image_grid_thw=grid_thw, position_ids=position_ids)
+    with torch.no_grad():
+        mine = model(*inputs.values())
+    assert torch.equal(stock, mine), "closed-over grid/position ids change the logits"
+    return model, inputs, classify
+
+
+def build_gemma3():
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+
+    vocab, pad, image_token, boi, eoi = 320, 0, 300, 301, 302
+    vision = SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_channels=3,
+        image_size=32,
+        patch_size=8,
+        hidden_act="gelu_pytorch_tanh",
+        layer_norm_eps=1e-6,
+    )
+    text = text_config_kwargs(vocab, pad)
+    text.pop("rms_norm_eps")
+    text.update(
+        head_dim=16,
+        query_pre_attn_scalar=16,
+        sliding_window=8,  # layer 0 local (sliding window 8), layer 1 global, as Gemma3 interleaves them
+        layer_types=["sliding_attention", "full_attention"],
+        # tied, as in the real Gemma3 (untied, the dynamo graph would exceed 1.5 MB)
+        tie_word_embeddings=True,
+    )
+    config = Gemma3Config(
+        vision_config=vision.to_dict(),
+        text_config=Gemma3TextConfig(**text).to_dict(),
+        mm_tokens_per_image=4,  # 4x4 patches -> AvgPool 2x2 -> 4 tokens per image
+        boi_token_index=boi,
+        eoi_token_index=eoi,
+        image_token_index=image_token,
+        pad_token_id=pad,
+        tie_word_embeddings=True,
+    )
+    config._attn_implementation = "eager"
+    seed_everything()
+    model = Gemma3ForConditionalGeneration(config)
+    model.set_attn_implementation("eager")
+    init_weights(model)
+    model.eval()
+
+    n_img = 4
+    batch, seq = 2, 20
+    gen = torch.Generator().manual_seed(SEED + 5)
+    pixel_values = torch.randn(batch, 3, 32, 32, generator=gen)
+    ids = random_text(gen, batch, seq, 3, 290)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    # row 0: <bos> t <boi> <image>*4 <eoi> text*12 ; row 1: the same layout left-padded by 3
+    ids[:, 0] = 1
+    ids[:, 2] = boi
+    ids[:, 3 : 3 + n_img] = image_token
+    ids[:, 3 + n_img] = eoi
+    ids[1] = torch.cat([torch.full((3,), pad, dtype=ids.dtype), ids[1, :-3]])
+    mask[1, :3] = 0
+    inputs = {"pixel_values": pixel_values, "input_ids": ids, "attention_mask": mask}
+    classify = make_classifier("model.vision_tower.", "model.multi_modal_projector.", "model.language_model.")
+    # Gemma3's processor returns token_type_ids = (input_ids == image token), which
+    # makes the image tokens of one image attend to each other bidirectionally.
+    # The graph takes only the three standard inputs, so the wrapper computes it
+    # from input_ids in the graph (valid for any prompt, and for any row order).
+    base = type(model)
+
+    def forward(self, pixel_values, input_ids, attention_mask):
+        out = base.forward(
+            self,
+            pixel_values=pixel_values,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=(input_ids == image_token).long(),
+            use_cache=False,
+            return_dict=True,
+        )
+        return out.logits
+
+    with torch.no_grad():
+        stock = model(**inputs, token_type_ids=(ids == image_token).long(), use_cache=False).logits
+    model.__class__ = type(base.__name__ + "LogitsOnly", (base,), {"forward": forward})
+    model._stock_class_name = base.__name__
+    with torch.no_grad():
+        mine = model(*inputs.values())
+    assert torch.equal(stock, mine), "in-graph token_type_ids change the logits"
+    return model, inputs, classify
+
+
 FIXTURES = {
     "llava_ts": (build_llava, "torchscript", 17),
     "llava_dynamo": (build_llava, "dynamo", 18),
     "idefics3_ts": (build_idefics3, "torchscript", 17),
     "qwen2vl_ts": (build_qwen2vl, "torchscript", 17),
+    "qwen2_5_vl_ts": (build_qwen2_5_vl, "torchscript", 17),
+    "gemma3_dynamo": (build_gemma3, "dynamo", 18),
 }
 
 

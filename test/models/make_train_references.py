@@ -118,7 +118,7 @@ def special_token_ids(model: nn.Module) -> list[int]:
     text = cfg.get_text_config()
     ids = {text.pad_token_id, text.bos_token_id}
     for attr in ("image_token_index", "image_token_id", "vision_start_token_id", "vision_end_token_id",
-                 "video_token_id"):
+                 "video_token_id", "boi_token_index", "eoi_token_index"):  # boi/eoi: Gemma3
         v = getattr(cfg, attr, None)
         if v is not None:
             ids.add(v)
@@ -288,7 +288,8 @@ def train_reference(name: str, folder: str) -> dict:
         "fixture": name,
         "hyperparameters": hyperparameters(),
         "start_adapter": "../peft/adapter_model.safetensors (PeftModel.from_pretrained(..., is_trainable=True))",
-        "label_rule": LABEL_RULE,
+        "label_rule": LABEL_RULE + (" Gemma3: also boi and eoi (begin/end of image)."
+                                    if getattr(pm.get_base_model().config, "boi_token_index", None) is not None else ""),
         "special_token_ids": special,
         "batch_size": int(labels.shape[0]),
         "sequence_length": int(labels.shape[1]),

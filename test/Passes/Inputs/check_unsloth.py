@@ -56,7 +56,7 @@ ALLOW_LIST = [
      "module": r"model\.connector\.modality_projection\.proj", "side": "ours", "projector": True,
      "reason": _PROJECTOR + " (proj; connector.modality_projection has no vision/language "
                "or attention/mlp tag either)"},
-    {"id": "projector-qwen2vl-merger", "fixture": r"qwen2vl_ts",
+    {"id": "projector-qwen2vl-merger", "fixture": r"qwen2(?:vl|_5_vl)_ts",
      "module": r"model\.visual\.merger\.mlp\.[02]", "side": "ours", "projector": True,
      "reason": _PROJECTOR + " (the path model.visual.merger.mlp.N does carry the tags "
                "'visual' and 'mlp', so the leaf-count rule alone keeps it out: its leaves "
