@@ -59,6 +59,19 @@ std::optional<std::string> modulePathFromWeightName(StringRef name) {
   return name.str();
 }
 
+/// A parameter's full name that is not an nn.Linear weight
+/// (`model.multi_modal_projector.mm_input_projection_weight`, Gemma3): its
+/// owning module's path, for the tower tags.
+std::optional<std::string> ownerOfBareParameter(StringRef name) {
+  if (name.ends_with(".weight") || !name.contains('.'))
+    return std::nullopt;
+  SmallVector<StringRef> parts;
+  name.split(parts, '.');
+  if (!llvm::all_of(parts, isIdentifier))
+    return std::nullopt;
+  return name.rsplit('.').first.str();
+}
+
 /// `/model/layers.0/mlp/up_proj/MatMul` -> `model.layers.0.mlp.up_proj`.
 std::optional<std::string> modulePathFromNodeName(Location loc) {
   auto name = dyn_cast<NameLoc>(loc);
@@ -435,8 +448,13 @@ struct ClassifyTowersPass
     for (FrozenMatmul fm : matmuls) {
       Operation *op = fm.op.getOperation();
       std::optional<TowerTags> byName;
+      bool bareParameter = false;
       if (useNames) {
         auto path = modulePathFromWeightName(fm.weight.getName());
+        if (!path) {
+          path = ownerOfBareParameter(fm.weight.getName());
+          bareParameter = path.has_value();
+        }
         if (!path)
           path = modulePathFromNodeName(op->getLoc());
         if (path)
@@ -469,6 +487,8 @@ struct ClassifyTowersPass
         tags.block = BlockKind::other;
       if (tags.tower == TowerKind::projector || tags.tower == TowerKind::other)
         tags.layer.reset();
+      if (bareParameter)
+        tags.module.clear();
       setTowerTags(op, tags);
       ++numTagged;
     }

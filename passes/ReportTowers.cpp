@@ -141,7 +141,9 @@ struct ReportTowersPass
         return;
       auto tags = getTowerTags(op);
       if (!tags) {
-        untagged = true;
+        // A classified matmul by a bare parameter has no module: nothing
+        // can adapt it, so it is not a row.
+        untagged |= !op->hasAttr(VLoRADialect::kTowerAttrName);
         return;
       }
       rows.push_back({*tags, fm->inFeatures, fm->outFeatures});

@@ -69,7 +69,12 @@ void vlora::setTowerTags(Operation *op, const TowerTags &tags) {
     op->setAttr(VLoRADialect::kLayerAttrName, b.getI64IntegerAttr(*tags.layer));
   else
     op->removeAttr(VLoRADialect::kLayerAttrName);
-  op->setAttr(VLoRADialect::kModuleAttrName, b.getStringAttr(tags.module));
+  // No module path: the matmul multiplies by a bare parameter, which is not
+  // a module PEFT can adapt; without the path nothing selects it.
+  if (tags.module.empty())
+    op->removeAttr(VLoRADialect::kModuleAttrName);
+  else
+    op->setAttr(VLoRADialect::kModuleAttrName, b.getStringAttr(tags.module));
 }
 
 bool vlora::isSelected(const TowerTags &tags, const TowerSelection &sel) {

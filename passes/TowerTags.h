@@ -39,7 +39,9 @@ struct TowerTags {
   TowerKind tower = TowerKind::other;
   BlockKind block = BlockKind::other;
   std::optional<int64_t> layer;
-  std::string module; ///< Hugging Face module path, e.g. model.layers.0.mlp.up_proj
+  /// Hugging Face module path, e.g. model.layers.0.mlp.up_proj; empty for a
+  /// matmul by a bare parameter (not an nn.Linear), which is never adapted.
+  std::string module;
 };
 
 /// Reads the tags of `op`; nothing if it has not been classified.

@@ -94,3 +94,22 @@ func.func @eps_is_not_a_residual(%ids: tensor<1x8xi64>) -> tensor<1x8x32xf32> {
   %logits = vlora.matmul %y, %w3 transpose_b : (tensor<1x8x16xf32>, tensor<32x16xf32>) -> tensor<1x8x32xf32>
   return %logits : tensor<1x8x32xf32>
 }
+
+// -----
+
+// A matmul by a bare parameter (Gemma3's projector multiplies by
+// `mm_input_projection_weight`, not an nn.Linear) gets its owner's tower but
+// no module path: PEFT's target_modules cannot reach it, so nothing selects
+// it and the report has no row for it.
+// RUN: vlora-opt %s --vlora-classify-towers -split-input-file 2>&1 | FileCheck %s --check-prefix=BARE
+// RUN: vlora-opt %s --vlora-classify-towers --vlora-report-towers="projector=true" -split-input-file -o /dev/null 2>&1 | FileCheck %s --check-prefix=BAREREPORT
+// BARE-LABEL: func.func @bare_parameter
+// BARE: vlora.matmul {{.*}}{vlora.block = #vlora<block other>, vlora.tower = #vlora<tower projector>}
+// BARE-NOT: vlora.module
+// BARE: return
+// BAREREPORT-NOT: mm_input_projection
+func.func @bare_parameter(%x: tensor<1x4x64xf32>) -> tensor<1x4x32xf32> {
+  %w = vlora.param "model.multi_modal_projector.mm_input_projection_weight" frozen initializer "model.onnx" [offset 0, length 8192] : tensor<64x32xf32>
+  %y = vlora.matmul %x, %w : (tensor<1x4x64xf32>, tensor<64x32xf32>) -> tensor<1x4x32xf32>
+  return %y : tensor<1x4x32xf32>
+}
