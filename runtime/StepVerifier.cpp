@@ -131,6 +131,14 @@ int64_t normaliseAxis(int64_t axis, int64_t rank, const char *attr = "axis") {
   return axis < 0 ? axis + rank : axis;
 }
 
+/// A gather's result shape: data[:axis] + indices + data[axis+1:].
+Shape gatheredShape(const Shape &data, int64_t axis, const Shape &indices) {
+  Shape shape(data.begin(), data.begin() + axis);
+  shape.insert(shape.end(), indices.begin(), indices.end());
+  shape.insert(shape.end(), data.begin() + axis + 1, data.end());
+  return shape;
+}
+
 /// The NumPy broadcast rule, shared with the kernels that apply it.
 std::optional<Shape> broadcast(const Shape &a, const Shape &b) {
   return kernels::cpu::broadcastShapes(a, b);
@@ -597,10 +605,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     const Shape &ds = in(0).shape;
     if (ds[step.axis] == 0 && in(1).bytes)
       fail("gathers from an empty axis");
-    Shape shape(ds.begin(), ds.begin() + step.axis);
-    shape.insert(shape.end(), in(1).shape.begin(), in(1).shape.end());
-    shape.insert(shape.end(), ds.begin() + step.axis + 1, ds.end());
-    expectOutput(0, in(0).dtype, shape);
+    expectOutput(0, in(0).dtype, gatheredShape(ds, step.axis, in(1).shape));
     break;
   }
   case Kernel::GatherGrad: {
@@ -614,9 +619,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     step.axis = normaliseAxis(attrs.integer("axis"), static_cast<int64_t>(shape.size()));
     if (shape[step.axis] == 0 && in(1).bytes)
       fail("scatters into an empty axis");
-    Shape gathered(shape.begin(), shape.begin() + step.axis);
-    gathered.insert(gathered.end(), in(1).shape.begin(), in(1).shape.end());
-    gathered.insert(gathered.end(), shape.begin() + step.axis + 1, shape.end());
+    Shape gathered = gatheredShape(shape, step.axis, in(1).shape);
     if (in(0).shape != gathered)
       fail("grad " + type(in(0)) + " must be the gather's result shape " +
            kernels::shapeString(gathered));

@@ -213,6 +213,9 @@ private:
   double elapsedBefore_ = 0;
   int64_t firstStep_ = 0;
   bool warnedEmpty_ = false;
+  /// The current epoch's example order (rebuilt when the epoch changes).
+  std::vector<int64_t> order_;
+  int64_t orderEpoch_ = -1;
 };
 
 Status Trainer::openBundle() {
@@ -442,7 +445,11 @@ Status Trainer::step(int64_t t) {
   }
   int64_t count = std::min<int64_t>(o_.gradientAccumulationSteps,
                                     plan_.batchesPerEpoch - state_.batchInEpoch);
-  std::vector<int64_t> order = epochPermutation(data_->size(), state_.seed, state_.epoch);
+  if (orderEpoch_ != state_.epoch) {
+    order_ = epochPermutation(data_->size(), state_.seed, state_.epoch);
+    orderEpoch_ = state_.epoch;
+  }
+  const std::vector<int64_t> &order = order_;
   std::vector<std::vector<int64_t>> batches;
   std::vector<int64_t> valid;
   int64_t totalValid = 0;
