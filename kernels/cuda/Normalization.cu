@@ -69,14 +69,16 @@ __global__ void normBackwardKernel(int64_t cols, const T *dy, const T *x,
   float mean = meanIn ? meanIn[row] : 0.f, rstd = rstdIn[row];
   float sumG = 0, sumGX = 0;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    float g = load(dyr + j) * gamma[j];
+    // Rounded explicitly: the second loop must see the same g (a contracted
+    // FMA there would leave dx != 0 where the terms cancel exactly).
+    float g = __fmul_rn(load(dyr + j), gamma[j]);
     sumG += g;
     sumGX += g * (load(xr + j) - mean) * rstd;
   }
   float meanG = meanIn ? blockSum(sumG, scratch) / cols : 0.f;
   float meanGX = blockSum(sumGX, scratch) / cols;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    float g = load(dyr + j) * gamma[j];
+    float g = __fmul_rn(load(dyr + j), gamma[j]);
     float xhat = (load(xr + j) - mean) * rstd;
     store(dx + row * cols + j, rstd * (g - meanG - xhat * meanGX));
   }

@@ -30,8 +30,16 @@ struct AdamWList {
   int64_t size[kMaxTensors];
 };
 
+/// torch's scalars: computed in double on the host from the
+/// hyper-parameters, then rounded once to fp32 (1 - beta2 rounded from
+/// double differs from 1.f - 0.999f by 1.3e-5 relative).
 struct AdamWScalars {
-  float lr, beta1, beta2, eps, weightDecay, stepSize, bc2Sqrt;
+  float decay;         // 1 - lr·weightDecay
+  float oneMinusBeta1; // exp_avg.lerp_(grad, 1 - beta1)
+  bool smallWeight;    // |1 - beta1| < 0.5: torch's lerp formula choice
+  float beta2, oneMinusBeta2, eps;
+  float negStepSize; // -lr / (1 - beta1^step)
+  float bc2Sqrt;     // sqrt(1 - beta2^step)
 };
 
 __global__ void adamWKernel(AdamWList list, AdamWScalars c,
@@ -43,11 +51,13 @@ __global__ void adamWKernel(AdamWList list, AdamWScalars c,
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        i < list.size[t]; i += int64_t(gridDim.x) * blockDim.x) {
     float grad = g[i] * scale;
-    float param = p[i] * (1.f - c.lr * c.weightDecay);
-    float mi = c.beta1 * m[i] + (1.f - c.beta1) * grad;
-    float vi = c.beta2 * v[i] + (1.f - c.beta2) * grad * grad;
+    float param = p[i] * c.decay;
+    float mi = m[i];
+    mi = c.smallWeight ? mi + c.oneMinusBeta1 * (grad - mi)
+                       : grad - (grad - mi) * (1.f - c.oneMinusBeta1);
+    float vi = v[i] * c.beta2 + c.oneMinusBeta2 * grad * grad;
     float denom = sqrtf(vi) / c.bc2Sqrt + c.eps;
-    p[i] = param - c.stepSize * mi / denom;
+    p[i] = param + c.negStepSize * mi / denom;
     m[i] = mi;
     v[i] = vi;
   }
@@ -109,12 +119,14 @@ Status adamW(Context &ctx, const std::vector<AdamWTensor> &tensors,
                               static_cast<double>(step));
   double bc2 = 1.0 - std::pow(static_cast<double>(config.beta2),
                               static_cast<double>(step));
-  AdamWScalars c{config.lr,
-                 config.beta1,
+  double lr = config.lr, beta1 = config.beta1, beta2 = config.beta2;
+  AdamWScalars c{static_cast<float>(1 - lr * config.weightDecay),
+                 static_cast<float>(1 - beta1),
+                 std::fabs(1 - beta1) < 0.5,
                  config.beta2,
+                 static_cast<float>(1 - beta2),
                  config.eps,
-                 config.weightDecay,
-                 static_cast<float>(config.lr / bc1),
+                 static_cast<float>(-lr / bc1),
                  static_cast<float>(std::sqrt(bc2))};
   for (size_t i = 0; i < tensors.size();) {
     AdamWList list{};
