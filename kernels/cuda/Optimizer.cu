@@ -30,9 +30,8 @@ struct AdamWList {
   int64_t size[kMaxTensors];
 };
 
-/// torch's scalars: computed in double on the host from the
-/// hyper-parameters, then rounded once to fp32 (1 - beta2 rounded from
-/// double differs from 1.f - 0.999f by 1.3e-5 relative).
+/// torch's scalars: computed in double on the host from the (double)
+/// hyper-parameters, then rounded once to fp32.
 struct AdamWScalars {
   float decay;         // 1 - lr·weightDecay
   float oneMinusBeta1; // exp_avg.lerp_(grad, 1 - beta1)
@@ -115,18 +114,15 @@ Status adamW(Context &ctx, const std::vector<AdamWTensor> &tensors,
         !aligned(t.expAvgSq, 4))
       return fail(shape, "tensor " + std::to_string(i) + " is misaligned");
   }
-  double bc1 = 1.0 - std::pow(static_cast<double>(config.beta1),
-                              static_cast<double>(step));
-  double bc2 = 1.0 - std::pow(static_cast<double>(config.beta2),
-                              static_cast<double>(step));
-  double lr = config.lr, beta1 = config.beta1, beta2 = config.beta2;
-  AdamWScalars c{static_cast<float>(1 - lr * config.weightDecay),
-                 static_cast<float>(1 - beta1),
-                 std::fabs(1 - beta1) < 0.5,
-                 config.beta2,
-                 static_cast<float>(1 - beta2),
-                 config.eps,
-                 static_cast<float>(-lr / bc1),
+  double bc1 = 1 - std::pow(config.beta1, static_cast<double>(step));
+  double bc2 = 1 - std::pow(config.beta2, static_cast<double>(step));
+  AdamWScalars c{static_cast<float>(1 - config.lr * config.weightDecay),
+                 static_cast<float>(1 - config.beta1),
+                 std::fabs(1 - config.beta1) < 0.5,
+                 static_cast<float>(config.beta2),
+                 static_cast<float>(1 - config.beta2),
+                 static_cast<float>(config.eps),
+                 static_cast<float>(-config.lr / bc1),
                  static_cast<float>(std::sqrt(bc2))};
   for (size_t i = 0; i < tensors.size();) {
     AdamWList list{};

@@ -57,7 +57,7 @@ TEST_F(OptimizerTest, AdamWMultiTensorMatchesTorchSemantics) {
     list.push_back({dP.back().as<float>(), dG.back().as<float>(),
                     dM.back().as<float>(), dV.back().as<float>(), n});
   }
-  AdamWConfig config{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f};
+  AdamWConfig config{1e-2, 0.9, 0.999, 1e-8, 0.1};
   ref::AdamWConfig refConfig{1e-2, 0.9, 0.999, 1e-8, 0.1};
   const float clip = 0.5f;
   DeviceBuffer dClip = toDevice({clip}, DType::F32);

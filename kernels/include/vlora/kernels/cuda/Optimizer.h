@@ -20,9 +20,13 @@ struct AdamWTensor {
 };
 
 /// torch.optim.AdamW semantics (decoupled weight decay, bias correction).
+/// The hyper-parameters are doubles, as torch's Python floats are: the
+/// kernel's fp32 scalars (1 - beta2, lr / (1 - beta1^t), ...) are computed
+/// from them in double and rounded once (1 - (double)0.999f is 1.3e-5 off
+/// 1 - 0.999).
 struct AdamWConfig {
-  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f,
-        weightDecay = 0.01f;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
+         weightDecay = 0.01;
 };
 
 /// One AdamW step (`step` = 1 for the first) over all tensors in a few
