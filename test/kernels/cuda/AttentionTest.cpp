@@ -1,4 +1,9 @@
 //===- AttentionTest.cpp - flash-style attention vs the reference ---------===//
+//
+// bf16 with 16-byte aligned buffers runs the tensor-core kernels; bf16 at a
+// 2-byte offset runs the CUDA-core kernels, like fp32.
+//
+//===----------------------------------------------------------------------===//
 
 #include "GpuTest.h"
 
@@ -14,13 +19,39 @@ struct Case {
   bool causal, padding, prefix;
 };
 
-void runCase(Context &ctx, const Case &c, DType dtype) {
+/// A device tensor `offset` elements into its allocation (offset 1 makes a
+/// bf16 tensor 2-byte but not 16-byte aligned).
+struct Tensor {
+  DeviceBuffer buffer;
+  size_t offset = 0;
+  DType dtype = DType::F32;
+  void *data() const {
+    return static_cast<char *>(buffer.data()) +
+           offset * (dtype == DType::BF16 ? 2 : 4);
+  }
+};
+
+Tensor toDeviceAt(const std::vector<float> &values, DType dtype,
+                  size_t offset) {
+  std::vector<float> padded(offset, 0.f);
+  padded.insert(padded.end(), values.begin(), values.end());
+  return Tensor{toDevice(padded, dtype), offset, dtype};
+}
+
+std::vector<float> fromDeviceAt(const Tensor &t, size_t n) {
+  std::vector<float> all = fromDevice(t.buffer, n + t.offset, t.dtype);
+  return std::vector<float>(all.begin() + t.offset, all.end());
+}
+
+void runCase(Context &ctx, const Case &c, DType dtype,
+             bool misaligned = false) {
   SCOPED_TRACE(testing::Message()
                << "batch=" << c.batch << " seqQ=" << c.seqQ << " seqK="
                << c.seqK << " heads=" << c.headsQ << "/" << c.headsKV
                << " headDim=" << c.headDim << " causal=" << c.causal
                << " padding=" << c.padding << " prefix=" << c.prefix << " "
-               << dtypeLabel(dtype));
+               << dtypeLabel(dtype) << (misaligned ? " misaligned" : ""));
+  const size_t at = misaligned ? 1 : 0;
   size_t nq = c.batch * c.seqQ * c.headsQ * c.headDim;
   size_t nk = c.batch * c.seqK * c.headsKV * c.headDim;
   size_t nl = c.batch * c.headsQ * c.seqQ;
@@ -47,13 +78,13 @@ void runCase(Context &ctx, const Case &c, DType dtype) {
                                 v.data(), dout.data(), dq.data(), dk.data(),
                                 dv.data());
 
-  DeviceBuffer dQ = toDevice(q, dtype), dK = toDevice(k, dtype),
-               dV = toDevice(v, dtype), dDout = toDevice(dout, dtype),
-               dO = toDevice(std::vector<float>(nq), dtype),
-               dLse = toDevice(std::vector<float>(nl), DType::F32),
-               dDq = toDevice(std::vector<float>(nq), dtype),
-               dDk = toDevice(std::vector<float>(nk), dtype),
-               dDv = toDevice(std::vector<float>(nk), dtype),
+  Tensor dQ = toDeviceAt(q, dtype, at), dK = toDeviceAt(k, dtype, at),
+         dV = toDeviceAt(v, dtype, at), dDout = toDeviceAt(dout, dtype, at),
+         dO = toDeviceAt(std::vector<float>(nq), dtype, at),
+         dDq = toDeviceAt(std::vector<float>(nq), dtype, at),
+         dDk = toDeviceAt(std::vector<float>(nk), dtype, at),
+         dDv = toDeviceAt(std::vector<float>(nk), dtype, at);
+  DeviceBuffer dLse = toDevice(std::vector<float>(nl), DType::F32),
                dKvLen = toDeviceRaw(kvLengths),
                dPrefix = toDeviceRaw(prefixLengths);
   AttentionShape shape;
@@ -84,12 +115,11 @@ void runCase(Context &ctx, const Case &c, DType dtype) {
     if (std::isinf(lse[i]) && std::isinf(gotLse[i]))
       gotLse[i] = lse[i] = 0;
   expectClose("attention lse", gotLse, lse, 1e-4, 1e-5);
-  expectMatches("attention o", dtype, fromDevice(dO, nq, dtype), o, 1e-5,
-                1e-4);
+  expectMatches("attention o", dtype, fromDeviceAt(dO, nq), o, 1e-5, 1e-4);
   if (dtype == DType::F32) {
-    expectClose("attention dq", fromDevice(dDq, nq, dtype), dq, 1e-4, 1e-3);
-    expectClose("attention dk", fromDevice(dDk, nk, dtype), dk, 1e-4, 1e-3);
-    expectClose("attention dv", fromDevice(dDv, nk, dtype), dv, 1e-4, 1e-3);
+    expectClose("attention dq", fromDeviceAt(dDq, nq), dq, 1e-4, 1e-3);
+    expectClose("attention dk", fromDeviceAt(dDk, nk), dk, 1e-4, 1e-3);
+    expectClose("attention dv", fromDeviceAt(dDv, nk), dv, 1e-4, 1e-3);
   } else {
     // The bf16 reference is the fp32 result rounded once, which is tighter
     // than a bf16 implementation: the GPU also reads the stored bf16 o for
@@ -101,12 +131,12 @@ void runCase(Context &ctx, const Case &c, DType dtype) {
         mx = std::max(mx, std::fabs(e));
       return mx / 256.0;
     };
-    expectFlashRule("attention dq", fromDevice(dDq, nq, dtype),
-                    roundedToBF16(dq), dq, ulpOfMax(dq));
-    expectFlashRule("attention dk", fromDevice(dDk, nk, dtype),
-                    roundedToBF16(dk), dk, ulpOfMax(dk));
-    expectFlashRule("attention dv", fromDevice(dDv, nk, dtype),
-                    roundedToBF16(dv), dv, ulpOfMax(dv));
+    expectFlashRule("attention dq", fromDeviceAt(dDq, nq), roundedToBF16(dq),
+                    dq, ulpOfMax(dq));
+    expectFlashRule("attention dk", fromDeviceAt(dDk, nk), roundedToBF16(dk),
+                    dk, ulpOfMax(dk));
+    expectFlashRule("attention dv", fromDeviceAt(dDv, nk), roundedToBF16(dv),
+                    dv, ulpOfMax(dv));
   }
 }
 
@@ -122,6 +152,35 @@ TEST_F(AttentionTest, ForwardBackwardOverShapesAndMasks) {
   for (DType dtype : {DType::F32, DType::BF16})
     for (const Case &c : cases)
       runCase(*ctx, c, dtype);
+}
+
+// Several query and key tiles (64 on the tensor-core path) at every head
+// dimension, ragged ends, seqQ != seqK, GQA, and rows that see no key
+// (causal with seqQ > seqK: o = 0, lse = -inf).
+TEST_F(AttentionTest, TensorCoreTilesOverShapesAndMasks) {
+  const Case cases[] = {
+      {1, 300, 300, 2, 1, 64, true, true, true},    // GQA, all masks
+      {2, 200, 260, 4, 2, 80, true, false, true},   // seqQ < seqK, prefix
+      {1, 257, 190, 2, 2, 128, false, true, false}, // seqQ > seqK, padding
+      {1, 300, 300, 2, 2, 128, true, false, false},
+      {1, 130, 400, 2, 1, 64, false, false, false}, // MQA, long keys
+      {1, 100, 40, 2, 1, 80, true, false, false},   // rows with no key
+      {2, 100, 40, 2, 2, 64, true, true, true},
+      {1, 65, 129, 2, 2, 128, true, true, false}, // one past a tile
+  };
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (const Case &c : cases)
+      runCase(*ctx, c, dtype);
+}
+
+// bf16 tensors that are not 16-byte aligned take the CUDA-core kernels.
+TEST_F(AttentionTest, MisalignedBF16UsesTheGenericPath) {
+  const Case cases[] = {
+      {1, 77, 77, 4, 2, 80, true, true, false},
+      {1, 70, 90, 2, 1, 64, true, true, true},
+  };
+  for (const Case &c : cases)
+    runCase(*ctx, c, DType::BF16, /*misaligned=*/true);
 }
 
 TEST_F(AttentionTest, RefusesUnsupportedHeadDim) {
