@@ -784,27 +784,37 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t qTiles = qStart < p.seqQ ? (p.seqQ - qStart + Br - 1) / Br : 0;
   const int64_t steps = group * qTiles;
 
-  // Stage `step` (query head, query tile) into buffer `buf`.
-  auto stage = [&](int64_t step, int buf) {
+  // Step `step` is (query head, query tile): its Q and dO rows go to shared
+  // buffer `buf` by cp.async; thread r < Br reads row r's lse and delta into
+  // registers and stores them (lse in log2 units) to shared memory a step of
+  // compute later, so the loads' latency hides.
+  auto stageTiles = [&](int64_t step, int buf) {
     const int64_t h = hk * group + step / qTiles;
     const int64_t qt0 = qStart + (step % qTiles) * Br;
     const int64_t at = (b * p.seqQ * p.headsQ + h) * D;
     loadTileAsync<Br, D>(qs + buf * kQTile, q + at, qStride, qt0, p.seqQ);
     loadTileAsync<Br, D>(dos + buf * kQTile, dout + at, qStride, qt0, p.seqQ);
-    for (int r = threadIdx.x; r < Br; r += kTcThreads) {
-      const int64_t i = qt0 + r;
-      const int64_t row = (b * p.headsQ + h) * p.seqQ + i;
-      lses[buf * Br + r] = i < p.seqQ ? lse2Of(lseIn[row]) : INFINITY;
-      deltas[buf * Br + r] = i < p.seqQ ? delta[row] : 0.f;
-    }
+  };
+  auto rowValues = [&](int64_t step, float &rowLse, float &rowDelta) {
+    const int64_t h = hk * group + step / qTiles;
+    const int64_t i = qStart + (step % qTiles) * Br + threadIdx.x;
+    const int64_t row = (b * p.headsQ + h) * p.seqQ + i;
+    rowLse = i < p.seqQ ? lseIn[row] : -INFINITY; // -inf: every p is 0
+    rowDelta = i < p.seqQ ? delta[row] : 0.f;
   };
 
   if (steps > 0) {
     const int64_t at = (b * p.seqK * p.headsKV + hk) * D;
     loadTileAsync<kTcRows, D>(ks, k + at, kStride, k0, kvLength);
     loadTileAsync<kTcRows, D>(vs, v + at, kStride, k0, kvLength);
-    stage(0, 0);
+    stageTiles(0, 0);
     cpAsyncCommit();
+    if (threadIdx.x < Br) {
+      float rowLse, rowDelta;
+      rowValues(0, rowLse, rowDelta);
+      lses[threadIdx.x] = lse2Of(rowLse);
+      deltas[threadIdx.x] = rowDelta;
+    }
   }
 
   float dkAcc[D / 8][4], dvAcc[D / 8][4];
@@ -818,9 +828,13 @@ __global__ void __launch_bounds__(kTcThreads)
 
   for (int64_t step = 0; step < steps; ++step) {
     const int buf = static_cast<int>(step & 1);
-    if (step + 1 < steps) {
-      stage(step + 1, buf ^ 1);
+    const bool prefetch = step + 1 < steps;
+    float nextLse = 0.f, nextDelta = 0.f;
+    if (prefetch) {
+      stageTiles(step + 1, buf ^ 1);
       cpAsyncCommit();
+      if (threadIdx.x < Br)
+        rowValues(step + 1, nextLse, nextDelta);
       cpAsyncWait<1>();
     } else {
       cpAsyncWait<0>();
@@ -859,6 +873,11 @@ __global__ void __launch_bounds__(kTcThreads)
 
     mmaPB<D, NT>(dvAcc, s, doTileS, lane); // dV += P^T·dO
     mmaPB<D, NT>(dkAcc, dp, qTileS, lane); // dK += dS^T·Q
+    // The other buffer's rows were last read before the previous barrier.
+    if (prefetch && threadIdx.x < Br) {
+      lses[(buf ^ 1) * Br + threadIdx.x] = lse2Of(nextLse);
+      deltas[(buf ^ 1) * Br + threadIdx.x] = nextDelta;
+    }
     __syncthreads();
   }
 
