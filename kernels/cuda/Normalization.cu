@@ -1,7 +1,12 @@
 //===- Normalization.cu - LayerNorm, RMSNorm and softmax ------------------===//
 //
-// One block per row for the row-wise passes (the row stays in L1/L2 between
-// the passes); parameter gradients by a column-parallel reduction over chunks
+// Row-wise passes keep the row in registers when it is whole 16-byte packs
+// (cols a multiple of 4 fp32 / 8 bf16, 16-byte aligned tensors) of at most
+// 4096 packs: a row group of 32..512 threads loads every pack of its row at
+// once, reduces, and writes from the registers, so each tensor is read once.
+// Short rows share a block (one warp per row). Any other shape takes the
+// generic kernels: one row per block, scalar loops that re-read the row
+// (from L1/L2). Parameter gradients: a column-parallel reduction over chunks
 // of rows with one atomic add per column and chunk.
 //
 //===----------------------------------------------------------------------===//
@@ -9,6 +14,9 @@
 #include "vlora/kernels/cuda/Normalization.h"
 
 #include "Primitives.cuh"
+
+#include <algorithm>
+#include <type_traits>
 
 namespace vlora::kernels::cuda {
 using namespace detail;
@@ -154,6 +162,394 @@ __global__ void softmaxBackwardKernel(int64_t cols, const T *y, const T *dy,
     store(dx + row * cols + j, scale * load(yr + j) * (load(dyr + j) - dot));
 }
 
+//===----------------------------------------------------------------------===//
+// Rows held in registers
+//===----------------------------------------------------------------------===//
+
+/// kThreads threads (a power of two, 32..512) hold a row, kPacks 16-byte
+/// packs each: pack k of a thread is pack lane + k·kThreads of the row, so
+/// consecutive threads read consecutive 16 bytes. A block of kBlock threads
+/// holds kRowsPerBlock rows.
+template <int kPacks_, int kThreads_> struct RowTile {
+  static constexpr int kPacks = kPacks_, kThreads = kThreads_;
+  static constexpr int kBlock = kThreads < 256 ? 256 : kThreads;
+  static constexpr int kRowsPerBlock = kBlock / kThreads;
+};
+/// The largest row (in packs) a tile holds.
+constexpr int64_t kMaxTilePacks = 4096;
+
+/// Sum (or max) over the kThreads threads of a row, returned to each of
+/// them in the same bits. Every thread of the block calls it (rows of
+/// several warps synchronise the block); scratch holds one float per warp.
+template <int kThreads, bool kMax>
+__device__ __forceinline__ float rowReduce(float v, float *scratch) {
+  v = kMax ? warpMax(v) : warpSum(v);
+  if constexpr (kThreads > 32) {
+    constexpr int kWarps = kThreads / 32;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads(); // scratch may still be read from a previous call
+    if (lane == 0)
+      scratch[warp] = v;
+    __syncthreads();
+    float identity = kMax ? -INFINITY : 0.f;
+    v = lane < kWarps ? scratch[(warp & ~(kWarps - 1)) + lane] : identity;
+    v = kMax ? warpMax(v) : warpSum(v);
+  }
+  return v;
+}
+template <int kThreads>
+__device__ __forceinline__ float rowSum(float v, float *scratch) {
+  return rowReduce<kThreads, false>(v, scratch);
+}
+template <int kThreads>
+__device__ __forceinline__ float rowMax(float v, float *scratch) {
+  return rowReduce<kThreads, true>(v, scratch);
+}
+
+/// Where a thread's row and packs are.
+template <typename Tile> struct RowPlace {
+  int lane;    // the thread's place in its row group
+  int64_t row; // may be >= rows in the last block: then inactive
+  bool active;
+  __device__ __forceinline__ explicit RowPlace(int64_t rows)
+      : lane(threadIdx.x % Tile::kThreads),
+        row(int64_t(blockIdx.x) * Tile::kRowsPerBlock +
+            threadIdx.x / Tile::kThreads),
+        active(row < rows) {}
+  __device__ __forceinline__ int pack(int k) const {
+    return lane + k * Tile::kThreads;
+  }
+};
+
+/// Loads the thread's packs of row `place.row` of a [rows, cols] tensor
+/// (zeros past the row or for an inactive row).
+template <typename T, typename Tile>
+__device__ __forceinline__ void loadRow(const T *base, int cols, int packs,
+                                        const RowPlace<Tile> &place,
+                                        RawPack<T> (&raw)[Tile::kPacks]) {
+  constexpr int W = Pack<T>::kSize;
+  const T *rowBase = base + (place.active ? place.row : 0) * cols;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k) {
+    int p = place.pack(k);
+    raw[k] = place.active && p < packs ? loadRaw(rowBase + p * W)
+                                       : zeroRaw<T>();
+  }
+}
+
+/// normForwardKernel with the row in registers (kBeta: beta is non-null).
+template <typename T, typename Tile, bool kBeta>
+__global__ void __launch_bounds__(Tile::kBlock)
+    normForwardTileKernel(int64_t rows, int cols, const T *x,
+                          const float *__restrict__ gamma,
+                          const float *__restrict__ beta, float eps,
+                          bool center, T *y, float *meanOut, float *rstdOut) {
+  constexpr int W = Pack<T>::kSize;
+  __shared__ float scratch[Tile::kBlock / 32];
+  RowPlace<Tile> place(rows);
+  int packs = cols / W;
+  RawPack<T> raw[Tile::kPacks];
+  loadRow<T, Tile>(x, cols, packs, place, raw);
+  float mean = 0.f;
+  if (center) {
+    float sum = 0.f; // the zeros past the row add nothing
+#pragma unroll
+    for (int k = 0; k < Tile::kPacks; ++k)
+#pragma unroll
+      for (int e = 0; e < W; ++e)
+        sum += element(raw[k], e);
+    mean = rowSum<Tile::kThreads>(sum, scratch) / cols;
+  }
+  float sq = 0.f;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k)
+    if (place.pack(k) < packs)
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        float d = element(raw[k], e) - mean;
+        sq += d * d;
+      }
+  float rstd = rsqrtf(rowSum<Tile::kThreads>(sq, scratch) / cols + eps);
+  if (!place.active) // after the last synchronisation
+    return;
+  T *yr = y + place.row * cols;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k) {
+    // No branch around the loads: the compiler may issue the next packs'
+    // parameter loads before this pack's store (gamma and beta are
+    // __restrict__).
+    int p = place.pack(k);
+    Packs<float, W> g, b;
+    g.loadIf(p < packs, gamma + p * W);
+    if constexpr (kBeta)
+      b.loadIf(p < packs, beta + p * W);
+    float out[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      float v = (element(raw[k], e) - mean) * rstd * g[e];
+      if constexpr (kBeta)
+        v += b[e];
+      out[e] = v;
+    }
+    if (p < packs)
+      storeRaw(yr + p * W, toRaw(out));
+  }
+  if (place.lane == 0) {
+    if (meanOut)
+      meanOut[place.row] = mean;
+    if (rstdOut)
+      rstdOut[place.row] = rstd;
+  }
+}
+
+/// normBackwardKernel with the row in registers: g = dy·gamma is rounded
+/// once and kept, so both passes use the same value.
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kBlock)
+    normBackwardTileKernel(int64_t rows, int cols, const T *dy, const T *x,
+                           const float *__restrict__ gamma,
+                           const float *meanIn, const float *rstdIn, T *dx) {
+  constexpr int W = Pack<T>::kSize;
+  __shared__ float scratch[Tile::kBlock / 32];
+  RowPlace<Tile> place(rows);
+  int packs = cols / W;
+  RawPack<T> rawDy[Tile::kPacks], rawX[Tile::kPacks];
+  loadRow<T, Tile>(dy, cols, packs, place, rawDy);
+  loadRow<T, Tile>(x, cols, packs, place, rawX);
+  int64_t statRow = place.active ? place.row : 0;
+  float mean = meanIn ? meanIn[statRow] : 0.f, rstd = rstdIn[statRow];
+  Packs<float, W> gam[Tile::kPacks];
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k)
+    gam[k].loadIf(place.pack(k) < packs, gamma + place.pack(k) * W);
+  float g[Tile::kPacks][W];
+  float sumG = 0.f, sumGX = 0.f;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k) {
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      // Past the row dy and gamma are zeros, and so is g.
+      g[k][e] = __fmul_rn(element(rawDy[k], e), gam[k][e]);
+      float xhat = (element(rawX[k], e) - mean) * rstd;
+      sumG += g[k][e];
+      sumGX += g[k][e] * xhat;
+    }
+  }
+  float meanG = meanIn ? rowSum<Tile::kThreads>(sumG, scratch) / cols : 0.f;
+  float meanGX = rowSum<Tile::kThreads>(sumGX, scratch) / cols;
+  if (!place.active)
+    return;
+  T *dxr = dx + place.row * cols;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k) {
+    int p = place.pack(k);
+    if (p >= packs)
+      continue;
+    float out[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      float xhat = (element(rawX[k], e) - mean) * rstd;
+      out[e] = rstd * (g[k][e] - meanG - xhat * meanGX);
+    }
+    storeRaw(dxr + p * W, toRaw(out));
+  }
+}
+
+/// softmaxForwardKernel with the row in registers. The exponent is one
+/// explicit fma in both passes, so the sum and the outputs agree.
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kBlock)
+    softmaxForwardTileKernel(int64_t rows, int cols, const T *x, float scale,
+                             T *y) {
+  constexpr int W = Pack<T>::kSize;
+  __shared__ float scratch[Tile::kBlock / 32];
+  RowPlace<Tile> place(rows);
+  int packs = cols / W;
+  RawPack<T> raw[Tile::kPacks];
+  loadRow<T, Tile>(x, cols, packs, place, raw);
+  float mx = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k)
+    if (place.pack(k) < packs)
+#pragma unroll
+      for (int e = 0; e < W; ++e)
+        mx = fmaxf(mx, element(raw[k], e) * scale);
+  mx = rowMax<Tile::kThreads>(mx, scratch);
+  if (mx == -INFINITY)
+    mx = 0;
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k)
+    if (place.pack(k) < packs)
+#pragma unroll
+      for (int e = 0; e < W; ++e)
+        sum += __expf(__fmaf_rn(element(raw[k], e), scale, -mx));
+  float inv = 1.f / rowSum<Tile::kThreads>(sum, scratch);
+  if (!place.active)
+    return;
+  T *yr = y + place.row * cols;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k) {
+    int p = place.pack(k);
+    if (p >= packs)
+      continue;
+    float out[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e)
+      out[e] = __expf(__fmaf_rn(element(raw[k], e), scale, -mx)) * inv;
+    storeRaw(yr + p * W, toRaw(out));
+  }
+}
+
+/// softmaxBackwardKernel with the rows in registers.
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kBlock)
+    softmaxBackwardTileKernel(int64_t rows, int cols, const T *y,
+                              const T *dy, float scale, T *dx) {
+  constexpr int W = Pack<T>::kSize;
+  __shared__ float scratch[Tile::kBlock / 32];
+  RowPlace<Tile> place(rows);
+  int packs = cols / W;
+  RawPack<T> rawY[Tile::kPacks], rawDy[Tile::kPacks];
+  loadRow<T, Tile>(y, cols, packs, place, rawY);
+  loadRow<T, Tile>(dy, cols, packs, place, rawDy);
+  float dot = 0.f; // the zeros past the row add nothing
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k)
+#pragma unroll
+    for (int e = 0; e < W; ++e)
+      dot += element(rawY[k], e) * element(rawDy[k], e);
+  dot = rowSum<Tile::kThreads>(dot, scratch);
+  if (!place.active)
+    return;
+  T *dxr = dx + place.row * cols;
+#pragma unroll
+  for (int k = 0; k < Tile::kPacks; ++k) {
+    int p = place.pack(k);
+    if (p >= packs)
+      continue;
+    float out[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e)
+      out[e] = scale * element(rawY[k], e) * (element(rawDy[k], e) - dot);
+    storeRaw(dxr + p * W, toRaw(out));
+  }
+}
+
+/// Calls f(Tile{}) with the smallest tile holding `packs` packs per row
+/// (packs <= kMaxPacks <= kMaxTilePacks).
+template <int64_t kMaxPacks = kMaxTilePacks, typename F>
+Status withRowTile(int64_t packs, F &&f) {
+  if (packs <= 32)
+    return f(RowTile<1, 32>{});
+  if (packs <= 64)
+    return f(RowTile<2, 32>{});
+  if (packs <= 128)
+    return f(RowTile<4, 32>{});
+  if (packs <= 256)
+    return f(RowTile<4, 64>{});
+  if (packs <= 512)
+    return f(RowTile<4, 128>{});
+  if (packs <= 1024)
+    return f(RowTile<4, 256>{});
+  if constexpr (kMaxPacks <= 2048)
+    return f(RowTile<4, 512>{});
+  else if (packs <= 2048)
+    return f(RowTile<4, 512>{});
+  else
+    return f(RowTile<8, 512>{});
+}
+
+/// Whether rows of `cols` elements of `dtype` can be held in registers:
+/// whole packs, at most kMaxTilePacks, every tensor 16-byte aligned (row
+/// starts then are too).
+bool rowsFitTile(int64_t cols, DType dtype,
+                 std::initializer_list<const void *> tensors,
+                 int64_t maxPacks = kMaxTilePacks) {
+  int64_t width = dtype == DType::BF16 ? Pack<bf16>::kSize : Pack<float>::kSize;
+  return cols % width == 0 && cols / width <= maxPacks && aligned16(tensors);
+}
+/// The backward passes hold two tensors: bf16 rows of 8 packs per thread
+/// would spill.
+template <typename T>
+constexpr int64_t kBackwardMaxPacks =
+    std::is_same_v<T, bf16> ? kMaxTilePacks / 2 : kMaxTilePacks;
+int64_t backwardMaxPacks(DType dtype) {
+  return dtype == DType::BF16 ? kBackwardMaxPacks<bf16>
+                              : kBackwardMaxPacks<float>;
+}
+
+template <typename Tile> unsigned tileBlocks(int64_t rows) {
+  return static_cast<unsigned>((rows + Tile::kRowsPerBlock - 1) /
+                               Tile::kRowsPerBlock);
+}
+
+//===----------------------------------------------------------------------===//
+// Parameter gradients over whole packs
+//===----------------------------------------------------------------------===//
+
+constexpr int kGradLanes = 8, kGradTargetBlocks = 1024;
+
+/// normParamGradKernel over 16-byte packs: a warp reads 32 consecutive
+/// packs of a row, the kGradLanes warps of a block take every kGradLanes-th
+/// row of the block's chunk; partial sums stay in registers until one
+/// shared-memory reduction and one atomic add per column and chunk.
+template <typename T>
+__global__ void __launch_bounds__(32 * kGradLanes)
+    normParamGradPackKernel(int64_t rows, int cols, int64_t rowsPerChunk,
+                            const T *dy, const T *x, const float *meanIn,
+                            const float *rstdIn, float *dgamma,
+                            float *dbeta) {
+  constexpr int W = Pack<T>::kSize;
+  __shared__ float partialG[kGradLanes - 1][W][32];
+  __shared__ float partialB[kGradLanes - 1][W][32];
+  int packs = cols / W;
+  int p = blockIdx.x * 32 + threadIdx.x;
+  int64_t begin = blockIdx.y * rowsPerChunk;
+  int64_t end = min(rows, begin + rowsPerChunk);
+  float g[W], b[W];
+#pragma unroll
+  for (int e = 0; e < W; ++e)
+    g[e] = b[e] = 0.f;
+  if (p < packs) {
+    const T *dyColumn = dy + p * W, *xColumn = x + p * W;
+#pragma unroll 4
+    for (int64_t row = begin + threadIdx.y; row < end; row += kGradLanes) {
+      Packs<T, W> d, v;
+      d.load(dyColumn + row * cols);
+      v.load(xColumn + row * cols);
+      float mean = meanIn ? meanIn[row] : 0.f, rstd = rstdIn[row];
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        g[e] += d[e] * (v[e] - mean) * rstd;
+        b[e] += d[e];
+      }
+    }
+  }
+  if (threadIdx.y > 0)
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      partialG[threadIdx.y - 1][e][threadIdx.x] = g[e];
+      partialB[threadIdx.y - 1][e][threadIdx.x] = b[e];
+    }
+  __syncthreads();
+  if (threadIdx.y != 0 || p >= packs)
+    return;
+  for (int lane = 0; lane < kGradLanes - 1; ++lane)
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      g[e] += partialG[lane][e][threadIdx.x];
+      b[e] += partialB[lane][e][threadIdx.x];
+    }
+#pragma unroll
+  for (int e = 0; e < W; ++e) {
+    if (dgamma)
+      atomicAdd(dgamma + p * W + e, g[e]);
+    if (dbeta)
+      atomicAdd(dbeta + p * W + e, b[e]);
+  }
+}
+
 Status validateRows(const RowsShape &s, const ShapeText &shape,
                     std::initializer_list<const void *> activations,
                     std::initializer_list<const void *> floats) {
@@ -183,6 +579,27 @@ Status paramGrads(Context &ctx, const RowsShape &s, const ShapeText &shape,
                   const float *rstd, float *dgamma, float *dbeta) {
   if (!dgamma && !dbeta)
     return Status::success();
+  if (rowsFitTile(s.cols, s.dtype, {dy, x})) {
+    return dispatchFloat(s.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      int64_t packs = s.cols / Pack<T>::kSize;
+      int64_t columnBlocks = (packs + 31) / 32;
+      // About kGradTargetBlocks blocks in all: chunks of rows per column block.
+      int64_t chunks = std::max<int64_t>(
+          1, (kGradTargetBlocks + columnBlocks - 1) / columnBlocks);
+      int64_t rowsPerChunk = (s.rows + chunks - 1) / chunks;
+      rowsPerChunk = (rowsPerChunk + kGradLanes - 1) / kGradLanes * kGradLanes;
+      dim3 grid(static_cast<unsigned>(columnBlocks),
+                static_cast<unsigned>((s.rows + rowsPerChunk - 1) /
+                                      rowsPerChunk));
+      normParamGradPackKernel<T>
+          <<<grid, dim3(32, kGradLanes), 0, streamOf(ctx)>>>(
+              s.rows, static_cast<int>(s.cols), rowsPerChunk,
+              static_cast<const T *>(dy), static_cast<const T *>(x), mean,
+              rstd, dgamma, dbeta);
+      return checkLaunch(shape);
+    });
+  }
   dim3 grid(static_cast<unsigned>((s.cols + kColumnTile - 1) / kColumnTile),
             static_cast<unsigned>((s.rows + kRowsPerChunk - 1) / kRowsPerChunk));
   if (grid.y > 65535)
@@ -197,6 +614,61 @@ Status paramGrads(Context &ctx, const RowsShape &s, const ShapeText &shape,
   });
 }
 
+/// LayerNorm (center) or RMSNorm forward.
+Status normForward(Context &ctx, const RowsShape &s, const ShapeText &shape,
+                   const void *x, const float *gamma, const float *beta,
+                   float eps, bool center, void *y, float *mean, float *rstd) {
+  bool tile = rowsFitTile(s.cols, s.dtype, {x, y, gamma, beta});
+  return dispatchFloat(s.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    auto *xT = static_cast<const T *>(x);
+    auto *yT = static_cast<T *>(y);
+    if (!tile) {
+      normForwardKernel<T><<<static_cast<unsigned>(s.rows),
+                             rowThreads(s.cols), 0, streamOf(ctx)>>>(
+          s.cols, xT, gamma, beta, eps, center, yT, mean, rstd);
+      return checkLaunch(shape);
+    }
+    return withRowTile(s.cols / Pack<T>::kSize, [&](auto tileTag) {
+      using Tile = decltype(tileTag);
+      auto kernel = beta ? normForwardTileKernel<T, Tile, true>
+                         : normForwardTileKernel<T, Tile, false>;
+      kernel<<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
+          s.rows, static_cast<int>(s.cols), xT, gamma, beta, eps, center, yT,
+          mean, rstd);
+      return checkLaunch(shape);
+    });
+  });
+}
+
+/// dx of LayerNorm (mean != null) or RMSNorm.
+Status normBackward(Context &ctx, const RowsShape &s, const ShapeText &shape,
+                    const void *dy, const void *x, const float *gamma,
+                    const float *mean, const float *rstd, void *dx) {
+  bool tile = rowsFitTile(s.cols, s.dtype, {dy, x, dx, gamma},
+                          backwardMaxPacks(s.dtype));
+  return dispatchFloat(s.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    auto *dyT = static_cast<const T *>(dy);
+    auto *xT = static_cast<const T *>(x);
+    auto *dxT = static_cast<T *>(dx);
+    if (!tile) {
+      normBackwardKernel<T><<<static_cast<unsigned>(s.rows),
+                              rowThreads(s.cols), 0, streamOf(ctx)>>>(
+          s.cols, dyT, xT, gamma, mean, rstd, dxT);
+      return checkLaunch(shape);
+    }
+    return withRowTile<kBackwardMaxPacks<T>>(s.cols / Pack<T>::kSize, [&](auto tileTag) {
+      using Tile = decltype(tileTag);
+      normBackwardTileKernel<T, Tile>
+          <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
+              s.rows, static_cast<int>(s.cols), dyT, xT, gamma, mean, rstd,
+              dxT);
+      return checkLaunch(shape);
+    });
+  });
+}
+
 } // namespace
 
 Status layerNormForward(Context &ctx, const RowsShape &s, const void *x,
@@ -205,14 +677,7 @@ Status layerNormForward(Context &ctx, const RowsShape &s, const void *x,
   ShapeText shape = rowsShape("layerNormForward", s);
   if (Status st = validateRows(s, shape, {x, y}, {gamma}); !st)
     return st;
-  return dispatchFloat(s.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    normForwardKernel<T><<<static_cast<unsigned>(s.rows), rowThreads(s.cols),
-                           0, streamOf(ctx)>>>(
-        s.cols, static_cast<const T *>(x), gamma, beta, eps, true,
-        static_cast<T *>(y), mean, rstd);
-    return checkLaunch(shape);
-  });
+  return normForward(ctx, s, shape, x, gamma, beta, eps, true, y, mean, rstd);
 }
 
 Status layerNormBackward(Context &ctx, const RowsShape &s, const void *dy,
@@ -226,14 +691,7 @@ Status layerNormBackward(Context &ctx, const RowsShape &s, const void *dy,
   if (Status st = paramGrads(ctx, s, shape, dy, x, mean, rstd, dgamma, dbeta);
       !st)
     return st;
-  return dispatchFloat(s.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    normBackwardKernel<T><<<static_cast<unsigned>(s.rows), rowThreads(s.cols),
-                            0, streamOf(ctx)>>>(
-        s.cols, static_cast<const T *>(dy), static_cast<const T *>(x), gamma,
-        mean, rstd, static_cast<T *>(dx));
-    return checkLaunch(shape);
-  });
+  return normBackward(ctx, s, shape, dy, x, gamma, mean, rstd, dx);
 }
 
 Status rmsNormForward(Context &ctx, const RowsShape &s, const void *x,
@@ -241,14 +699,8 @@ Status rmsNormForward(Context &ctx, const RowsShape &s, const void *x,
   ShapeText shape = rowsShape("rmsNormForward", s);
   if (Status st = validateRows(s, shape, {x, y}, {gamma}); !st)
     return st;
-  return dispatchFloat(s.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    normForwardKernel<T><<<static_cast<unsigned>(s.rows), rowThreads(s.cols),
-                           0, streamOf(ctx)>>>(
-        s.cols, static_cast<const T *>(x), gamma, nullptr, eps, false,
-        static_cast<T *>(y), nullptr, rstd);
-    return checkLaunch(shape);
-  });
+  return normForward(ctx, s, shape, x, gamma, nullptr, eps, false, y, nullptr,
+                     rstd);
 }
 
 Status rmsNormBackward(Context &ctx, const RowsShape &s, const void *dy,
@@ -262,14 +714,7 @@ Status rmsNormBackward(Context &ctx, const RowsShape &s, const void *dy,
           paramGrads(ctx, s, shape, dy, x, nullptr, rstd, dgamma, nullptr);
       !st)
     return st;
-  return dispatchFloat(s.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    normBackwardKernel<T><<<static_cast<unsigned>(s.rows), rowThreads(s.cols),
-                            0, streamOf(ctx)>>>(
-        s.cols, static_cast<const T *>(dy), static_cast<const T *>(x), gamma,
-        nullptr, rstd, static_cast<T *>(dx));
-    return checkLaunch(shape);
-  });
+  return normBackward(ctx, s, shape, dy, x, gamma, nullptr, rstd, dx);
 }
 
 Status softmaxForward(Context &ctx, const RowsShape &s, const void *x,
@@ -277,12 +722,24 @@ Status softmaxForward(Context &ctx, const RowsShape &s, const void *x,
   ShapeText shape = rowsShape("softmaxForward", s);
   if (Status st = validateRows(s, shape, {x, y}, {}); !st)
     return st;
+  bool tile = rowsFitTile(s.cols, s.dtype, {x, y});
   return dispatchFloat(s.dtype, [&](auto tag) {
     using T = decltype(tag);
-    softmaxForwardKernel<T><<<static_cast<unsigned>(s.rows),
-                              rowThreads(s.cols), 0, streamOf(ctx)>>>(
-        s.cols, static_cast<const T *>(x), scale, static_cast<T *>(y));
-    return checkLaunch(shape);
+    auto *xT = static_cast<const T *>(x);
+    auto *yT = static_cast<T *>(y);
+    if (!tile) {
+      softmaxForwardKernel<T><<<static_cast<unsigned>(s.rows),
+                                rowThreads(s.cols), 0, streamOf(ctx)>>>(
+          s.cols, xT, scale, yT);
+      return checkLaunch(shape);
+    }
+    return withRowTile(s.cols / Pack<T>::kSize, [&](auto tileTag) {
+      using Tile = decltype(tileTag);
+      softmaxForwardTileKernel<T, Tile>
+          <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
+              s.rows, static_cast<int>(s.cols), xT, scale, yT);
+      return checkLaunch(shape);
+    });
   });
 }
 
@@ -291,13 +748,26 @@ Status softmaxBackward(Context &ctx, const RowsShape &s, const void *y,
   ShapeText shape = rowsShape("softmaxBackward", s);
   if (Status st = validateRows(s, shape, {y, dy, dx}, {}); !st)
     return st;
+  bool tile = rowsFitTile(s.cols, s.dtype, {y, dy, dx},
+                          backwardMaxPacks(s.dtype));
   return dispatchFloat(s.dtype, [&](auto tag) {
     using T = decltype(tag);
-    softmaxBackwardKernel<T><<<static_cast<unsigned>(s.rows),
-                               rowThreads(s.cols), 0, streamOf(ctx)>>>(
-        s.cols, static_cast<const T *>(y), static_cast<const T *>(dy), scale,
-        static_cast<T *>(dx));
-    return checkLaunch(shape);
+    auto *yT = static_cast<const T *>(y);
+    auto *dyT = static_cast<const T *>(dy);
+    auto *dxT = static_cast<T *>(dx);
+    if (!tile) {
+      softmaxBackwardKernel<T><<<static_cast<unsigned>(s.rows),
+                                 rowThreads(s.cols), 0, streamOf(ctx)>>>(
+          s.cols, yT, dyT, scale, dxT);
+      return checkLaunch(shape);
+    }
+    return withRowTile<kBackwardMaxPacks<T>>(s.cols / Pack<T>::kSize, [&](auto tileTag) {
+      using Tile = decltype(tileTag);
+      softmaxBackwardTileKernel<T, Tile>
+          <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
+              s.rows, static_cast<int>(s.cols), yT, dyT, scale, dxT);
+      return checkLaunch(shape);
+    });
   });
 }
 

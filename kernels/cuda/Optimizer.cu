@@ -2,7 +2,9 @@
 //
 // Tensor lists travel as kernel parameters (no host-to-device copy, so the
 // launches can be captured in a CUDA graph): up to kMaxTensors tensors per
-// launch, blockIdx.y picks the tensor, blockIdx.x strides over it.
+// launch, cut into fixed chunks; a block takes one chunk (its tensor found
+// from the chunk prefix sums), so the grid is balanced whatever the sizes.
+// Chunks of 16-byte aligned tensors move float4s, others elements.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,7 +12,6 @@
 
 #include "Primitives.cuh"
 
-#include <algorithm>
 #include <cmath>
 
 namespace vlora::kernels::cuda {
@@ -20,7 +21,10 @@ namespace {
 
 constexpr int kMaxTensors = 24;
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocksPerTensor = 1024;
+/// Elements per AdamW chunk: two float4s of each tensor per thread.
+constexpr int64_t kAdamChunk = int64_t(kThreads) * 8;
+/// Elements per sum-of-squares chunk (fewer atomic adds on one address).
+constexpr int64_t kNormChunk = int64_t(kThreads) * 64;
 
 struct AdamWList {
   float *param[kMaxTensors];
@@ -28,6 +32,9 @@ struct AdamWList {
   float *expAvg[kMaxTensors];
   float *expAvgSq[kMaxTensors];
   int64_t size[kMaxTensors];
+  /// Chunks before tensor t (firstChunk[count] = all chunks).
+  uint32_t firstChunk[kMaxTensors + 1];
+  int count;
 };
 
 /// torch's scalars: computed in double on the host from the (double)
@@ -41,22 +48,86 @@ struct AdamWScalars {
   float bc2Sqrt;     // sqrt(1 - beta2^step)
 };
 
-__global__ void adamWKernel(AdamWList list, AdamWScalars c,
-                            const float *gradScale) {
-  int t = blockIdx.y;
+/// The tensor whose chunks include `chunk` (count <= kMaxTensors, uniform
+/// over the block).
+__device__ __forceinline__ int tensorOf(const uint32_t *firstChunk, int count,
+                                        uint32_t chunk) {
+  int t = 0;
+  while (t + 1 < count && chunk >= firstChunk[t + 1])
+    ++t;
+  return t;
+}
+
+/// One AdamW element update (torch's order: decoupled decay, lerp, addcmul,
+/// addcdiv).
+__device__ __forceinline__ void adamWElement(const AdamWScalars &c,
+                                             float scale, float &p, float g,
+                                             float &m, float &v) {
+  float grad = g * scale;
+  float param = p * c.decay;
+  m = c.smallWeight ? m + c.oneMinusBeta1 * (grad - m)
+                    : grad - (grad - m) * (1.f - c.oneMinusBeta1);
+  v = v * c.beta2 + c.oneMinusBeta2 * grad * grad;
+  float denom = sqrtf(v) / c.bc2Sqrt + c.eps;
+  p = param + c.negStepSize * m / denom;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    adamWKernel(AdamWList list, AdamWScalars c, const float *gradScale) {
+  int t = tensorOf(list.firstChunk, list.count, blockIdx.x);
+  int64_t begin = int64_t(blockIdx.x - list.firstChunk[t]) * kAdamChunk;
+  int64_t end = min(list.size[t], begin + kAdamChunk);
   float scale = gradScale ? *gradScale : 1.f;
-  float *p = list.param[t], *m = list.expAvg[t], *v = list.expAvgSq[t];
-  const float *g = list.grad[t];
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-       i < list.size[t]; i += int64_t(gridDim.x) * blockDim.x) {
-    float grad = g[i] * scale;
-    float param = p[i] * c.decay;
-    float mi = m[i];
-    mi = c.smallWeight ? mi + c.oneMinusBeta1 * (grad - mi)
-                       : grad - (grad - mi) * (1.f - c.oneMinusBeta1);
-    float vi = v[i] * c.beta2 + c.oneMinusBeta2 * grad * grad;
-    float denom = sqrtf(vi) / c.bc2Sqrt + c.eps;
-    p[i] = param + c.negStepSize * mi / denom;
+  float *p = list.param[t] + begin, *m = list.expAvg[t] + begin,
+        *v = list.expAvgSq[t] + begin;
+  const float *g = list.grad[t] + begin;
+  int n = static_cast<int>(end - begin);
+  bool vector = ((reinterpret_cast<uintptr_t>(p) |
+                  reinterpret_cast<uintptr_t>(g) |
+                  reinterpret_cast<uintptr_t>(m) |
+                  reinterpret_cast<uintptr_t>(v)) &
+                 15) == 0;
+  if (!vector) {
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+      float pi = p[i], mi = m[i], vi = v[i];
+      adamWElement(c, scale, pi, g[i], mi, vi);
+      p[i] = pi;
+      m[i] = mi;
+      v[i] = vi;
+    }
+    return;
+  }
+  constexpr int kVectors = kAdamChunk / (4 * kThreads);
+  int vectors = n / 4;
+  float4 pv[kVectors], gv[kVectors], mv[kVectors], vv[kVectors];
+#pragma unroll
+  for (int k = 0; k < kVectors; ++k) {
+    int i = threadIdx.x + k * kThreads;
+    if (i < vectors) {
+      pv[k] = reinterpret_cast<const float4 *>(p)[i];
+      gv[k] = reinterpret_cast<const float4 *>(g)[i];
+      mv[k] = reinterpret_cast<const float4 *>(m)[i];
+      vv[k] = reinterpret_cast<const float4 *>(v)[i];
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kVectors; ++k) {
+    int i = threadIdx.x + k * kThreads;
+    if (i >= vectors)
+      continue;
+    adamWElement(c, scale, pv[k].x, gv[k].x, mv[k].x, vv[k].x);
+    adamWElement(c, scale, pv[k].y, gv[k].y, mv[k].y, vv[k].y);
+    adamWElement(c, scale, pv[k].z, gv[k].z, mv[k].z, vv[k].z);
+    adamWElement(c, scale, pv[k].w, gv[k].w, mv[k].w, vv[k].w);
+    reinterpret_cast<float4 *>(p)[i] = pv[k];
+    reinterpret_cast<float4 *>(m)[i] = mv[k];
+    reinterpret_cast<float4 *>(v)[i] = vv[k];
+  }
+  int i = vectors * 4 + threadIdx.x; // the last n % 4 elements
+  if (i < n) {
+    float pi = p[i], mi = m[i], vi = v[i];
+    adamWElement(c, scale, pi, g[i], mi, vi);
+    p[i] = pi;
     m[i] = mi;
     v[i] = vi;
   }
@@ -65,20 +136,46 @@ __global__ void adamWKernel(AdamWList list, AdamWScalars c,
 struct NormList {
   const float *data[kMaxTensors];
   int64_t size[kMaxTensors];
+  uint32_t firstChunk[kMaxTensors + 1];
+  int count;
 };
 
-__global__ void sumOfSquaresKernel(NormList list, float *out) {
+__global__ void __launch_bounds__(kThreads)
+    sumOfSquaresKernel(NormList list, float *out) {
   __shared__ float scratch[32];
-  int t = blockIdx.y;
-  float sum = 0.f;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-       i < list.size[t]; i += int64_t(gridDim.x) * blockDim.x) {
-    float x = list.data[t][i];
-    sum += x * x;
+  int t = tensorOf(list.firstChunk, list.count, blockIdx.x);
+  int64_t begin = int64_t(blockIdx.x - list.firstChunk[t]) * kNormChunk;
+  int n = static_cast<int>(min(list.size[t], begin + kNormChunk) - begin);
+  const float *x = list.data[t] + begin;
+  float sum[4] = {0.f, 0.f, 0.f, 0.f};
+  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0) {
+    int vectors = n / 4;
+    const float4 *x4 = reinterpret_cast<const float4 *>(x);
+    constexpr int kUnroll = 4;
+    for (int base = threadIdx.x; base < vectors; base += kUnroll * kThreads) {
+      float4 v[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k)
+        v[k] = base + k * kThreads < vectors ? x4[base + k * kThreads]
+                                             : make_float4(0, 0, 0, 0);
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        sum[0] += v[k].x * v[k].x;
+        sum[1] += v[k].y * v[k].y;
+        sum[2] += v[k].z * v[k].z;
+        sum[3] += v[k].w * v[k].w;
+      }
+    }
+    int i = vectors * 4 + threadIdx.x;
+    if (i < n)
+      sum[0] += x[i] * x[i];
+  } else {
+    for (int i = threadIdx.x; i < n; i += kThreads)
+      sum[0] += x[i] * x[i];
   }
-  sum = blockSum(sum, scratch);
-  if (threadIdx.x == 0 && sum != 0.f)
-    atomicAdd(out, sum);
+  float total = blockSum((sum[0] + sum[1]) + (sum[2] + sum[3]), scratch);
+  if (threadIdx.x == 0 && total != 0.f)
+    atomicAdd(out, total);
 }
 
 __global__ void clipCoefficientKernel(const float *sumSquares, float maxNorm,
@@ -89,11 +186,14 @@ __global__ void clipCoefficientKernel(const float *sumSquares, float maxNorm,
   *coefficient = fminf(1.f, maxNorm / (total + 1e-6f));
 }
 
-unsigned blocksForTensors(const int64_t *sizes, int count) {
-  int64_t largest = *std::max_element(sizes, sizes + count);
-  return static_cast<unsigned>(
-      std::clamp<int64_t>((largest + kThreads - 1) / kThreads, 1,
-                          kMaxBlocksPerTensor));
+/// Appends tensor `size` to a list's chunk prefix; false when the launch's
+/// chunk count would pass 2^31 (the grid's limit).
+bool addChunks(uint32_t *firstChunk, int count, int64_t size, int64_t chunk) {
+  int64_t next = firstChunk[count] + (size + chunk - 1) / chunk;
+  if (next >= (int64_t(1) << 31))
+    return false;
+  firstChunk[count + 1] = static_cast<uint32_t>(next);
+  return true;
 }
 
 } // namespace
@@ -126,21 +226,26 @@ Status adamW(Context &ctx, const std::vector<AdamWTensor> &tensors,
                  static_cast<float>(std::sqrt(bc2))};
   for (size_t i = 0; i < tensors.size();) {
     AdamWList list{};
-    int count = 0;
-    for (; i < tensors.size() && count < kMaxTensors; ++i) {
-      if (tensors[i].size == 0)
+    for (; i < tensors.size() && list.count < kMaxTensors; ++i) {
+      const AdamWTensor &t = tensors[i];
+      if (t.size == 0)
         continue;
-      list.param[count] = tensors[i].param;
-      list.grad[count] = tensors[i].grad;
-      list.expAvg[count] = tensors[i].expAvg;
-      list.expAvgSq[count] = tensors[i].expAvgSq;
-      list.size[count] = tensors[i].size;
-      ++count;
+      if (!addChunks(list.firstChunk, list.count, t.size, kAdamChunk)) {
+        if (list.count == 0)
+          return fail(shape, "tensor " + std::to_string(i) + " is too large");
+        break; // the next launch takes it
+      }
+      list.param[list.count] = t.param;
+      list.grad[list.count] = t.grad;
+      list.expAvg[list.count] = t.expAvg;
+      list.expAvgSq[list.count] = t.expAvgSq;
+      list.size[list.count] = t.size;
+      ++list.count;
     }
-    if (!count)
+    if (!list.count)
       continue;
-    dim3 grid(blocksForTensors(list.size, count), count);
-    adamWKernel<<<grid, kThreads, 0, streamOf(ctx)>>>(list, c, gradScale);
+    adamWKernel<<<list.firstChunk[list.count], kThreads, 0, streamOf(ctx)>>>(
+        list, c, gradScale);
     if (Status st = checkLaunch(shape); !st)
       return st;
   }
@@ -167,18 +272,22 @@ Status sumOfSquares(Context &ctx, const std::vector<const float *> &tensors,
     return st;
   for (size_t i = 0; i < tensors.size();) {
     NormList list{};
-    int count = 0;
-    for (; i < tensors.size() && count < kMaxTensors; ++i) {
+    for (; i < tensors.size() && list.count < kMaxTensors; ++i) {
       if (sizes[i] == 0)
         continue;
-      list.data[count] = tensors[i];
-      list.size[count] = sizes[i];
-      ++count;
+      if (!addChunks(list.firstChunk, list.count, sizes[i], kNormChunk)) {
+        if (list.count == 0)
+          return fail(shape, "tensor " + std::to_string(i) + " is too large");
+        break;
+      }
+      list.data[list.count] = tensors[i];
+      list.size[list.count] = sizes[i];
+      ++list.count;
     }
-    if (!count)
+    if (!list.count)
       continue;
-    dim3 grid(blocksForTensors(list.size, count), count);
-    sumOfSquaresKernel<<<grid, kThreads, 0, streamOf(ctx)>>>(list, sumSquares);
+    sumOfSquaresKernel<<<list.firstChunk[list.count], kThreads, 0,
+                         streamOf(ctx)>>>(list, sumSquares);
     if (Status st = checkLaunch(shape); !st)
       return st;
   }
