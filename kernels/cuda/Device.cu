@@ -25,6 +25,21 @@ Status deviceCount(int &count) {
 Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Context::~Context() {
+  for (auto &[key, plan] : impl_->gemmPlans) {
+    for (cublasLtMatrixLayout_t layout : plan.layouts)
+      if (layout)
+        cublasLtMatrixLayoutDestroy(layout);
+    if (plan.desc)
+      cublasLtMatmulDescDestroy(plan.desc);
+  }
+  if (impl_->fork)
+    cudaEventDestroy(impl_->fork);
+  if (impl_->join)
+    cudaEventDestroy(impl_->join);
+  if (impl_->side)
+    cudaStreamDestroy(impl_->side);
+  if (impl_->sideWorkspace)
+    cudaFree(impl_->sideWorkspace);
   if (impl_->workspace)
     cudaFree(impl_->workspace);
   if (impl_->lt)
@@ -50,11 +65,48 @@ Status Context::create(std::unique_ptr<Context> &out, void *stream) {
     i.workspace = nullptr;
     return s;
   }
+  if (Status s = check(cudaMalloc(&i.sideWorkspace, Impl::kWorkspaceBytes),
+                       shape, "cudaMalloc(side workspace)");
+      !s) {
+    i.sideWorkspace = nullptr;
+    return s;
+  }
+  int device = 0, leastPriority = 0, greatestPriority = 0;
+  if (Status s = check(cudaGetDevice(&device), shape, "cudaGetDevice"); !s)
+    return s;
+  if (Status s = check(cudaDeviceGetAttribute(&i.multiprocessors,
+                                              cudaDevAttrMultiProcessorCount,
+                                              device),
+                       shape, "cudaDeviceGetAttribute");
+      !s)
+    return s;
+  if (Status s = check(cudaDeviceGetStreamPriorityRange(&leastPriority,
+                                                        &greatestPriority),
+                       shape, "cudaDeviceGetStreamPriorityRange");
+      !s)
+    return s;
+  // The side stream's short GEMMs get their blocks scheduled first.
+  if (Status s = check(cudaStreamCreateWithPriority(
+                           &i.side, cudaStreamNonBlocking, greatestPriority),
+                       shape, "cudaStreamCreateWithPriority");
+      !s) {
+    i.side = nullptr;
+    return s;
+  }
+  for (cudaEvent_t *event : {&i.fork, &i.join})
+    if (Status s = check(cudaEventCreateWithFlags(event, cudaEventDisableTiming),
+                         shape, "cudaEventCreateWithFlags");
+        !s) {
+      *event = nullptr;
+      return s;
+    }
   out = std::move(ctx);
   return Status::success();
 }
 
 void *Context::stream() const { return impl_->stream; }
+
+void Context::setGemmAutotuning(bool on) { impl_->autotune = on; }
 
 Status Context::synchronize() {
   return check(cudaStreamSynchronize(impl_->stream),

@@ -3,9 +3,12 @@
 #include "vlora/kernels/cuda/Gemm.h"
 
 #include "ContextImpl.h"
+#include "LoraKernels.cuh"
 #include "Primitives.cuh"
 
 #include <cublasLt.h>
+
+#include <algorithm>
 
 namespace vlora::kernels::cuda {
 using namespace detail;
@@ -104,12 +107,76 @@ Status validateGemm(const GemmArgs &g, const ShapeText &shape) {
 
 } // namespace
 
-Status gemm(Context &ctx, const GemmArgs &g) {
-  ShapeText shape = gemmShape(g);
-  if (Status s = validateGemm(g, shape); !s)
-    return s;
-  Context::Impl &impl = ctx.impl();
-  LtObjects lt;
+namespace {
+
+constexpr int kCandidates = 8;
+
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    cudaGetLastError();
+    return true; // unknown: do not launch extra work
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
+/// Milliseconds per run of `algo` (median of 3 after a warm-up) writing into
+/// `scratch` instead of the caller's d; < 0 when the algorithm fails.
+float timeCandidate(Context::Impl &impl, cudaStream_t stream, void *workspace,
+                    cublasLtMatmulDesc_t desc,
+                    const cublasLtMatrixLayout_t layouts[3],
+                    const GemmArgs &g, void *scratch,
+                    const cublasLtMatmulAlgo_t &algo) {
+  cudaEvent_t events[4] = {};
+  for (cudaEvent_t &event : events)
+    if (cudaEventCreate(&event) != cudaSuccess) {
+      cudaGetLastError();
+      event = nullptr;
+    }
+  float times[3] = {-1, -1, -1};
+  bool usable = true;
+  for (cudaEvent_t event : events)
+    usable = usable && event;
+  for (int run = -1; usable && run < 3; ++run) {
+    if (run >= 0)
+      cudaEventRecord(events[run], stream);
+    usable = cublasLtMatmul(impl.lt, desc, &g.alpha, g.b.data, layouts[0],
+                            g.a.data, layouts[1], &g.beta, scratch,
+                            layouts[2], scratch, layouts[2], &algo, workspace,
+                            Context::Impl::kWorkspaceBytes,
+                            stream) == CUBLAS_STATUS_SUCCESS;
+    if (run >= 0)
+      cudaEventRecord(events[run + 1], stream);
+    if (run >= 0 && usable && cudaEventSynchronize(events[run + 1]) ==
+                                  cudaSuccess)
+      cudaEventElapsedTime(&times[run], events[run], events[run + 1]);
+  }
+  for (cudaEvent_t event : events)
+    if (event)
+      cudaEventDestroy(event);
+  if (!usable || cudaGetLastError() != cudaSuccess)
+    return -1;
+  std::sort(times, times + 3);
+  return times[1];
+}
+
+std::string planKey(const GemmArgs &g, const ShapeText &shape) {
+  std::string key = shape.str() + "/" + std::to_string(g.batchStrideD) + "/" +
+                    std::to_string(g.a.batchStride) + "/" +
+                    std::to_string(g.b.batchStride) + "/" +
+                    (g.a.dtype == DType::F32 && g.allowTF32 ? "tf32" : "") +
+                    "/" + (g.bias ? "bias" : "") + "/" +
+                    (g.beta != 0 ? "beta" : "") + "/sm" +
+                    std::to_string(g.smCountTarget);
+  for (const void *p :
+       std::initializer_list<const void *>{g.b.data, g.a.data, g.d, g.bias})
+    key += "/" + std::to_string(p ? alignmentOf(p) : 256u);
+  return key;
+}
+
+/// Builds the descriptors of g's problem into `plan` (freed by the caller's
+/// LtObjects on failure, handed to the plan on success).
+Status buildPlan(const GemmArgs &g, const ShapeText &shape, LtObjects &lt) {
   cublasComputeType_t compute =
       g.a.dtype == DType::F32 && g.allowTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                                               : CUBLAS_COMPUTE_32F;
@@ -128,6 +195,11 @@ Status gemm(Context &ctx, const GemmArgs &g) {
         lt.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
     VLORA_LT(cublasLtMatmulDescSetAttribute(
         lt.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+  }
+  if (g.smCountTarget > 0) {
+    int32_t sms = g.smCountTarget;
+    VLORA_LT(cublasLtMatmulDescSetAttribute(
+        lt.desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sms, sizeof(sms)));
   }
   uint64_t firstRows = g.b.transpose ? g.k : g.n;
   uint64_t firstCols = g.b.transpose ? g.n : g.k;
@@ -151,48 +223,126 @@ Status gemm(Context &ctx, const GemmArgs &g) {
           &strides[i], sizeof(strides[i])));
     }
   }
-
-  uint32_t alignments[4] = {alignmentOf(g.b.data), alignmentOf(g.a.data),
-                            alignmentOf(g.d),
-                            g.bias ? alignmentOf(g.bias) : 256u};
-  std::string key = shape.str() + "/" + std::to_string(g.batchStrideD) + "/" +
-                    std::to_string(g.a.batchStride) + "/" +
-                    std::to_string(g.b.batchStride) + "/" +
-                    std::to_string(compute) + "/" + (g.bias ? "bias" : "") +
-                    "/" + (g.beta != 0 ? "beta" : "");
-  for (uint32_t alignment : alignments)
-    key += "/" + std::to_string(alignment);
-  auto found = impl.algorithms.find(key);
-  if (found == impl.algorithms.end()) {
-    VLORA_LT(cublasLtMatmulPreferenceCreate(&lt.preference));
-    size_t workspace = Context::Impl::kWorkspaceBytes;
-    VLORA_LT(cublasLtMatmulPreferenceSetAttribute(
-        lt.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
-        sizeof(workspace)));
-    const cublasLtMatmulPreferenceAttributes_t alignmentAttributes[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
-    uint32_t cAlignment = alignments[2];
-    for (int i = 0; i < 4; ++i)
-      VLORA_LT(cublasLtMatmulPreferenceSetAttribute(
-          lt.preference, alignmentAttributes[i],
-          i == 3 ? &cAlignment : &alignments[i], sizeof(uint32_t)));
-    cublasLtMatmulHeuristicResult_t result{};
-    int returned = 0;
-    VLORA_LT(cublasLtMatmulAlgoGetHeuristic(
-        impl.lt, lt.desc, lt.layouts[0], lt.layouts[1], lt.layouts[2],
-        lt.layouts[2], lt.preference, 1, &result, &returned));
-    if (returned < 1)
-      return fail(shape, "cuBLASLt has no algorithm for this problem");
-    found = impl.algorithms.emplace(key, result.algo).first;
-  }
-  VLORA_LT(cublasLtMatmul(impl.lt, lt.desc, &g.alpha, g.b.data, lt.layouts[0],
-                          g.a.data, lt.layouts[1], &g.beta, g.d, lt.layouts[2],
-                          g.d, lt.layouts[2], &found->second, impl.workspace,
-                          Context::Impl::kWorkspaceBytes, impl.stream));
   return Status::success();
+}
+
+/// Asks the heuristic for candidates and, when `time`, times them into
+/// scratch memory and keeps the fastest.
+Status chooseAlgorithm(Context::Impl &impl, cudaStream_t stream,
+                       void *workspace, const GemmArgs &g,
+                       const ShapeText &shape, Context::Impl::GemmPlan &plan,
+                       bool time) {
+  LtObjects lt; // holds the preference only
+  VLORA_LT(cublasLtMatmulPreferenceCreate(&lt.preference));
+  size_t workspaceBytes = Context::Impl::kWorkspaceBytes;
+  VLORA_LT(cublasLtMatmulPreferenceSetAttribute(
+      lt.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
+      sizeof(workspaceBytes)));
+  const cublasLtMatmulPreferenceAttributes_t alignmentAttributes[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  uint32_t alignments[4] = {alignmentOf(g.b.data), alignmentOf(g.a.data),
+                            alignmentOf(g.d), alignmentOf(g.d)};
+  for (int i = 0; i < 4; ++i)
+    VLORA_LT(cublasLtMatmulPreferenceSetAttribute(
+        lt.preference, alignmentAttributes[i], &alignments[i],
+        sizeof(uint32_t)));
+  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+  int returned = 0;
+  VLORA_LT(cublasLtMatmulAlgoGetHeuristic(
+      impl.lt, plan.desc, plan.layouts[0], plan.layouts[1], plan.layouts[2],
+      plan.layouts[2], lt.preference, time ? kCandidates : 1, results,
+      &returned));
+  if (returned < 1)
+    return fail(shape, "cuBLASLt has no algorithm for this problem");
+  int best = 0;
+  if (time && returned > 1) {
+    // Scratch output (and C input) with d's footprint and d's offset within
+    // 256 bytes (cudaMalloc aligns to 256), so alignments match.
+    size_t elements = size_t(g.batch - 1) * size_t(g.batchStrideD) +
+                      size_t(g.m - 1) * size_t(g.ldd) + size_t(g.n);
+    size_t offset = reinterpret_cast<uintptr_t>(g.d) % 256;
+    size_t bytes = elements * elementBytes(g.dDtype) + offset;
+    void *scratch = nullptr;
+    if (cudaMalloc(&scratch, bytes) == cudaSuccess &&
+        cudaMemsetAsync(scratch, 0, bytes, stream) == cudaSuccess) {
+      float bestMs = -1;
+      for (int i = 0; i < returned; ++i) {
+        float ms = timeCandidate(impl, stream, workspace, plan.desc,
+                                 plan.layouts, g,
+                                 static_cast<char *>(scratch) + offset,
+                                 results[i].algo);
+        if (ms >= 0 && (bestMs < 0 || ms < bestMs)) {
+          bestMs = ms;
+          best = i;
+        }
+      }
+    }
+    cudaGetLastError(); // a failed candidate or allocation is not an error
+    if (scratch)
+      cudaFree(scratch);
+  }
+  plan.algo = results[best].algo;
+  plan.timed = time;
+  return Status::success();
+}
+
+/// One GEMM on `stream` with cuBLASLt workspace `workspace`.
+Status gemmOn(Context::Impl &impl, cudaStream_t stream, void *workspace,
+              const GemmArgs &g) {
+  ShapeText shape = gemmShape(g);
+  if (Status s = validateGemm(g, shape); !s)
+    return s;
+  std::string key = planKey(g, shape);
+  auto found = impl.gemmPlans.find(key);
+  if (found == impl.gemmPlans.end()) {
+    LtObjects lt;
+    if (Status s = buildPlan(g, shape, lt); !s)
+      return s;
+    Context::Impl::GemmPlan plan;
+    plan.desc = lt.desc;
+    lt.desc = nullptr;
+    for (int i = 0; i < 3; ++i) {
+      plan.layouts[i] = lt.layouts[i];
+      lt.layouts[i] = nullptr;
+    }
+    found = impl.gemmPlans.emplace(key, plan).first;
+    bool time = impl.autotune && !capturing(stream);
+    if (Status s = chooseAlgorithm(impl, stream, workspace, g, shape,
+                                   found->second, time);
+        !s) {
+      impl.gemmPlans.erase(found); // Context's destructor would free it
+      for (cublasLtMatrixLayout_t layout : plan.layouts)
+        cublasLtMatrixLayoutDestroy(layout);
+      cublasLtMatmulDescDestroy(plan.desc);
+      return s;
+    }
+  } else if (!found->second.timed && impl.autotune && !capturing(stream)) {
+    if (Status s = chooseAlgorithm(impl, stream, workspace, g, shape,
+                                   found->second, true);
+        !s)
+      return s;
+  }
+  Context::Impl::GemmPlan &plan = found->second;
+  if (g.bias) // the one per-call attribute: the key fixes everything else
+    VLORA_LT(cublasLtMatmulDescSetAttribute(
+        plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+        sizeof(g.bias)));
+  VLORA_LT(cublasLtMatmul(impl.lt, plan.desc, &g.alpha, g.b.data,
+                          plan.layouts[0], g.a.data, plan.layouts[1], &g.beta,
+                          g.d, plan.layouts[2], g.d, plan.layouts[2],
+                          &plan.algo, workspace,
+                          Context::Impl::kWorkspaceBytes, stream));
+  return Status::success();
+}
+
+} // namespace
+
+Status gemm(Context &ctx, const GemmArgs &g) {
+  Context::Impl &impl = ctx.impl();
+  return gemmOn(impl, impl.stream, impl.workspace, g);
 }
 
 //===----------------------------------------------------------------------===//
@@ -244,6 +394,12 @@ Status wrap(const ShapeText &shape, Status inner) {
   return fail(shape, inner.message());
 }
 
+/// Multiprocessors left to dA and dB beside the dx GEMM when the caller
+/// does not say: none (measured on the H200, docs/results.md).
+int defaultSideSms(const Context::Impl &, const LoraLinearShape &) {
+  return 0;
+}
+
 GemmOperand bf16Operand(const void *data, int64_t ld, bool transpose) {
   GemmOperand operand;
   operand.data = data;
@@ -281,20 +437,30 @@ Status loraLinearForward(Context &ctx, const LoraLinearShape &s, void *xPad,
   const bf16 *w = static_cast<const bf16 *>(wPad);
   bf16 *x = static_cast<bf16 *>(xPad);
 
-  // u = s·x·Aᵀ into xPad[:, k:k+r].
-  GemmArgs low;
-  low.m = s.m;
-  low.n = s.r;
-  low.k = s.k;
-  low.a = bf16Operand(x, ldx, false);
-  low.b = s.transposeW ? bf16Operand(w + s.n * ldw, ldw, true)
-                       : bf16Operand(w + s.n, ldw, false);
-  low.d = x + s.k;
-  low.dDtype = DType::BF16;
-  low.ldd = ldx;
-  low.alpha = s.scale;
-  if (Status st = wrap(shape, gemm(ctx, low)); !st)
-    return st;
+  // u = s·x·Aᵀ into xPad[:, k:k+r]. A sits in wPad as [r, k] rows below W
+  // (transposeW) or as Aᵀ columns right of it.
+  if (loraSkinnySupported(s.r, {s.k, s.n}, {xPad, wPad})) {
+    const bf16 *p = s.transposeW ? w + s.n * ldw : w + s.n;
+    if (Status st = loraDown(streamOf(ctx), shape, s.m, s.k, s.r, x, ldx, p,
+                             ldw, /*pTransposed=*/!s.transposeW, s.scale,
+                             x + s.k, ldx);
+        !st)
+      return st;
+  } else {
+    GemmArgs low;
+    low.m = s.m;
+    low.n = s.r;
+    low.k = s.k;
+    low.a = bf16Operand(x, ldx, false);
+    low.b = s.transposeW ? bf16Operand(w + s.n * ldw, ldw, true)
+                         : bf16Operand(w + s.n, ldw, false);
+    low.d = x + s.k;
+    low.dDtype = DType::BF16;
+    low.ldd = ldx;
+    low.alpha = s.scale;
+    if (Status st = wrap(shape, gemm(ctx, low)); !st)
+      return st;
+  }
 
   // y = [x | u]·[W ; Bᵀ] in one GEMM over k + r.
   GemmArgs big;
@@ -327,47 +493,17 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
   const bf16 *x = static_cast<const bf16 *>(xPad);
   bf16 *dy = static_cast<bf16 *>(dyPad);
 
-  // g = s·dy·B into dyPad[:, n:n+r].
-  GemmArgs low;
-  low.m = s.m;
-  low.n = s.r;
-  low.k = s.n;
-  low.a = bf16Operand(dy, ldy, false);
-  low.b = s.transposeW ? bf16Operand(w + s.k, ldw, false)
-                       : bf16Operand(w + s.k * ldw, ldw, true);
-  low.d = dy + s.n;
-  low.dDtype = DType::BF16;
-  low.ldd = ldy;
-  low.alpha = s.scale;
-  if (Status st = wrap(shape, gemm(ctx, low)); !st)
+  // The skinny gradient GEMMs run on the side stream, beside the main
+  // stream's g and dx GEMMs: dB needs only dy and the forward's u, dA needs
+  // g. The side stream forks from the main one here and joins it at the end.
+  Context::Impl &impl = ctx.impl();
+  if (Status st = check(cudaEventRecord(impl.fork, impl.stream), shape,
+                        "cudaEventRecord(fork)");
+      !st)
     return st;
-
-  if (dx) { // dx = [dy | g]·[W | Aᵀ]ᵀ over n + r.
-    GemmArgs big;
-    big.m = s.m;
-    big.n = s.k;
-    big.k = s.n + s.r;
-    big.a = bf16Operand(dy, ldy, false);
-    big.b = bf16Operand(w, ldw, !s.transposeW);
-    big.d = dx;
-    big.dDtype = DType::BF16;
-    big.ldd = s.k;
-    big.beta = accumulateDx ? 1.f : 0.f;
-    if (Status st = wrap(shape, gemm(ctx, big)); !st)
-      return st;
-  }
-
-  GemmArgs gradA; // dA [r, k] = gᵀ·x
-  gradA.m = s.r;
-  gradA.n = s.k;
-  gradA.k = s.m;
-  gradA.a = bf16Operand(dy + s.n, ldy, true);
-  gradA.b = bf16Operand(x, ldx, false);
-  gradA.d = dA;
-  gradA.dDtype = DType::F32;
-  gradA.ldd = s.k;
-  gradA.beta = accumulateGrads ? 1.f : 0.f;
-  if (Status st = wrap(shape, gemm(ctx, gradA)); !st)
+  if (Status st = check(cudaStreamWaitEvent(impl.side, impl.fork, 0), shape,
+                        "cudaStreamWaitEvent(fork)");
+      !st)
     return st;
 
   GemmArgs gradB; // dB [n, r] = dyᵀ·u (u = s·x·Aᵀ from the forward pass)
@@ -380,7 +516,93 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
   gradB.dDtype = DType::F32;
   gradB.ldd = s.r;
   gradB.beta = accumulateGrads ? 1.f : 0.f;
-  return wrap(shape, gemm(ctx, gradB));
+  const bool skinny = loraSkinnySupported(s.r, {s.k, s.n}, {xPad, wPad, dyPad});
+  Status sideStatus =
+      skinny ? loraTN(impl.side, shape, s.m, s.r, s.n, x + s.k, ldx, dy, ldy,
+                      dB, /*transposeOut=*/true, accumulateGrads,
+                      impl.sideWorkspace, Context::Impl::kWorkspaceBytes)
+             : gemmOn(impl, impl.side, impl.sideWorkspace, gradB);
+
+  // g = s·dy·B into dyPad[:, n:n+r] (bytes gradB does not read).
+  GemmArgs low;
+  low.m = s.m;
+  low.n = s.r;
+  low.k = s.n;
+  low.a = bf16Operand(dy, ldy, false);
+  low.b = s.transposeW ? bf16Operand(w + s.k, ldw, false)
+                       : bf16Operand(w + s.k * ldw, ldw, true);
+  low.d = dy + s.n;
+  low.dDtype = DType::BF16;
+  low.ldd = ldy;
+  low.alpha = s.scale;
+  // Bᵀ sits in wPad as [r, n] rows below W, or as B's columns right of it
+  // (transposeW).
+  Status mainStatus =
+      skinny ? loraDown(impl.stream, shape, s.m, s.n, s.r, dy, ldy,
+                        s.transposeW ? w + s.k : w + s.k * ldw, ldw,
+                        /*pTransposed=*/s.transposeW, s.scale, dy + s.n, ldy)
+             : gemmOn(impl, impl.stream, impl.workspace, low);
+
+  // dA needs g: the side stream waits for it.
+  auto afterG = [&]() -> Status {
+    if (Status st = check(cudaEventRecord(impl.fork, impl.stream), shape,
+                          "cudaEventRecord(g)");
+        !st)
+      return st;
+    if (Status st = check(cudaStreamWaitEvent(impl.side, impl.fork, 0), shape,
+                          "cudaStreamWaitEvent(g)");
+        !st)
+      return st;
+    GemmArgs gradA; // dA [r, k] = gᵀ·x
+    gradA.m = s.r;
+    gradA.n = s.k;
+    gradA.k = s.m;
+    gradA.a = bf16Operand(dy + s.n, ldy, true);
+    gradA.b = bf16Operand(x, ldx, false);
+    gradA.d = dA;
+    gradA.dDtype = DType::F32;
+    gradA.ldd = s.k;
+    gradA.beta = accumulateGrads ? 1.f : 0.f;
+    if (skinny)
+      return loraTN(impl.side, shape, s.m, s.r, s.k, dy + s.n, ldy, x, ldx, dA,
+                    /*transposeOut=*/false, accumulateGrads,
+                    impl.sideWorkspace, Context::Impl::kWorkspaceBytes);
+    return gemmOn(impl, impl.side, impl.sideWorkspace, gradA);
+  };
+  auto dxGemm = [&]() -> Status {
+    if (!dx)
+      return Status::success();
+    GemmArgs big; // dx = [dy | g]·[W | Aᵀ]ᵀ over n + r
+    big.m = s.m;
+    big.n = s.k;
+    big.k = s.n + s.r;
+    big.a = bf16Operand(dy, ldy, false);
+    big.b = bf16Operand(w, ldw, !s.transposeW);
+    big.d = dx;
+    big.dDtype = DType::BF16;
+    big.ldd = s.k;
+    big.beta = accumulateDx ? 1.f : 0.f;
+    int side = s.sideSms >= 0 ? s.sideSms : defaultSideSms(impl, s);
+    if (side > 0 && side < impl.multiprocessors)
+      big.smCountTarget = impl.multiprocessors - side;
+    return gemmOn(impl, impl.stream, impl.workspace, big);
+  };
+  Status rest = sideStatus && mainStatus ? afterG() : Status::success();
+  Status dxStatus =
+      sideStatus && mainStatus && rest ? dxGemm() : Status::success();
+
+  // Join: the main stream waits for the side stream whatever happened, so
+  // that no side work is left unordered (and a capture stays well formed).
+  Status recorded = check(cudaEventRecord(impl.join, impl.side), shape,
+                          "cudaEventRecord(join)");
+  Status joined = recorded ? check(cudaStreamWaitEvent(impl.stream, impl.join,
+                                                       0),
+                                   shape, "cudaStreamWaitEvent(join)")
+                           : recorded;
+  for (const Status *st : {&sideStatus, &mainStatus, &rest, &dxStatus})
+    if (!*st)
+      return wrap(shape, *st);
+  return joined;
 }
 
 } // namespace vlora::kernels::cuda

@@ -194,9 +194,17 @@ void loraBF16Reference(const LoraCase &c, float scale,
 }
 
 TEST_F(GemmTest, LoraLinearForwardBackwardMatchesReference) {
-  const LoraCase cases[] = {{1, 8, 8, 1, false},    {37, 70, 52, 5, false},
-                            {37, 70, 52, 5, true},  {128, 256, 192, 16, false},
-                            {96, 128, 200, 8, true}, {33, 64, 64, 16, true}};
+  // cuBLASLt for every product (r or a width not a multiple of 8), and the
+  // tensor-core skinny kernels (r a multiple of 8 up to 64, widths multiples
+  // of 8): row tails, several K tiles and row chunks, every rank tiling.
+  const LoraCase cases[] = {
+      {1, 8, 8, 1, false},       {37, 70, 52, 5, false},
+      {37, 70, 52, 5, true},     {128, 256, 192, 16, false},
+      {96, 128, 200, 8, true},   {33, 64, 64, 16, true},
+      {1000, 320, 256, 32, false}, {515, 256, 136, 64, true},
+      {700, 1024, 512, 16, false}, {64, 128, 64, 24, true},
+      {300, 200, 96, 40, false},  {1, 64, 72, 8, false},
+      {257, 72, 1160, 16, true},  {129, 1288, 40, 56, false}};
   const float scale = 2.0f;
   for (const LoraCase &c : cases) {
     SCOPED_TRACE(testing::Message() << "m=" << c.m << " k=" << c.k << " n="
@@ -244,6 +252,23 @@ TEST_F(GemmTest, LoraLinearForwardBackwardMatchesReference) {
                     dA);
     expectFlashRule("lora dB", fromDevice(ddB, c.n * c.r, DType::F32), dBB,
                     dB);
+
+    // Gradient accumulation: a second backward adds the same dA and dB.
+    VLORA_ASSERT_OK(loraLinearBackward(
+        *ctx, shape, dxPad.data(), dwPad.data(), ddyPad.data(), nullptr,
+        ddA.as<float>(), ddB.as<float>(), false, /*accumulateGrads=*/true));
+    VLORA_ASSERT_OK(ctx->synchronize());
+    auto twice = [](std::vector<float> v) {
+      for (float &e : v)
+        e *= 2;
+      return v;
+    };
+    expectFlashRule("lora dA accumulated",
+                    fromDevice(ddA, c.r * c.k, DType::F32), twice(dAB),
+                    twice(dA));
+    expectFlashRule("lora dB accumulated",
+                    fromDevice(ddB, c.n * c.r, DType::F32), twice(dBB),
+                    twice(dB));
   }
 }
 

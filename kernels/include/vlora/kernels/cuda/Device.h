@@ -55,6 +55,11 @@ public:
   Context &operator=(const Context &) = delete;
 
   void *stream() const;
+  /// On (the default), the first use of each GEMM problem times cuBLASLt's
+  /// candidate algorithms and keeps the fastest; off keeps the heuristic's
+  /// first choice. Timing runs into scratch memory, never into the caller's
+  /// output, and is skipped while the stream is being captured.
+  void setGemmAutotuning(bool on);
   /// Waits for everything launched on the stream; reports asynchronous
   /// kernel failures.
   Status synchronize();

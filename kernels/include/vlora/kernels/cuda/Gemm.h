@@ -38,6 +38,9 @@ struct GemmArgs {
   float alpha = 1, beta = 0;
   const void *bias = nullptr;
   bool allowTF32 = false;
+  /// > 0: plan for this many multiprocessors, leaving the others to work
+  /// running beside the GEMM on another stream (cuBLASLt's SM count target).
+  int smCountTarget = 0;
 };
 Status gemm(Context &ctx, const GemmArgs &args);
 
@@ -58,6 +61,10 @@ struct LoraLinearShape {
   int64_t m = 0, k = 0, n = 0, r = 0;
   bool transposeW = false;
   float scale = 1;
+  /// Multiprocessors the backward's dx GEMM leaves to the dA and dB GEMMs,
+  /// which run beside it on a second stream (0: the dx GEMM plans for all;
+  /// -1: the library's default for the shape).
+  int sideSms = -1;
 };
 /// Rounds the fp32 masters a [r, k] and b [n, r] into wPad's adapter slots.
 Status loraPackAdapters(Context &ctx, const LoraLinearShape &shape,
