@@ -28,6 +28,8 @@ struct Context::Impl {
   /// Time the heuristic's candidates on first use of a problem and keep the
   /// fastest (never while the stream is being captured).
   bool autotune = true;
+  /// Run the LoRA backward's dA and dB on `side` (else on `stream`).
+  bool overlap = true;
   int multiprocessors = 0; // of the current device
 
   /// A GEMM problem's cuBLASLt descriptors and chosen algorithm, built on

@@ -71,7 +71,7 @@ Status Context::create(std::unique_ptr<Context> &out, void *stream) {
     i.sideWorkspace = nullptr;
     return s;
   }
-  int device = 0, leastPriority = 0, greatestPriority = 0;
+  int device = 0;
   if (Status s = check(cudaGetDevice(&device), shape, "cudaGetDevice"); !s)
     return s;
   if (Status s = check(cudaDeviceGetAttribute(&i.multiprocessors,
@@ -80,15 +80,10 @@ Status Context::create(std::unique_ptr<Context> &out, void *stream) {
                        shape, "cudaDeviceGetAttribute");
       !s)
     return s;
-  if (Status s = check(cudaDeviceGetStreamPriorityRange(&leastPriority,
-                                                        &greatestPriority),
-                       shape, "cudaDeviceGetStreamPriorityRange");
-      !s)
-    return s;
-  // The side stream's short GEMMs get their blocks scheduled first.
-  if (Status s = check(cudaStreamCreateWithPriority(
-                           &i.side, cudaStreamNonBlocking, greatestPriority),
-                       shape, "cudaStreamCreateWithPriority");
+  // Default priority: a high-priority side stream was measured to slow the
+  // dx GEMM more than its own work gained (docs/results.md).
+  if (Status s = check(cudaStreamCreateWithFlags(&i.side, cudaStreamNonBlocking),
+                       shape, "cudaStreamCreateWithFlags");
       !s) {
     i.side = nullptr;
     return s;
@@ -107,6 +102,7 @@ Status Context::create(std::unique_ptr<Context> &out, void *stream) {
 void *Context::stream() const { return impl_->stream; }
 
 void Context::setGemmAutotuning(bool on) { impl_->autotune = on; }
+void Context::setLoraOverlap(bool on) { impl_->overlap = on; }
 
 Status Context::synchronize() {
   return check(cudaStreamSynchronize(impl_->stream),

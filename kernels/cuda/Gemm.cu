@@ -394,12 +394,6 @@ Status wrap(const ShapeText &shape, Status inner) {
   return fail(shape, inner.message());
 }
 
-/// Multiprocessors left to dA and dB beside the dx GEMM when the caller
-/// does not say: none (measured on the H200, docs/results.md).
-int defaultSideSms(const Context::Impl &, const LoraLinearShape &) {
-  return 0;
-}
-
 GemmOperand bf16Operand(const void *data, int64_t ld, bool transpose) {
   GemmOperand operand;
   operand.data = data;
@@ -497,11 +491,13 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
   // stream's g and dx GEMMs: dB needs only dy and the forward's u, dA needs
   // g. The side stream forks from the main one here and joins it at the end.
   Context::Impl &impl = ctx.impl();
+  cudaStream_t sideStream = impl.overlap ? impl.side : impl.stream;
+  void *sideWorkspace = impl.overlap ? impl.sideWorkspace : impl.workspace;
   if (Status st = check(cudaEventRecord(impl.fork, impl.stream), shape,
                         "cudaEventRecord(fork)");
       !st)
     return st;
-  if (Status st = check(cudaStreamWaitEvent(impl.side, impl.fork, 0), shape,
+  if (Status st = check(cudaStreamWaitEvent(sideStream, impl.fork, 0), shape,
                         "cudaStreamWaitEvent(fork)");
       !st)
     return st;
@@ -518,10 +514,10 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
   gradB.beta = accumulateGrads ? 1.f : 0.f;
   const bool skinny = loraSkinnySupported(s.r, {s.k, s.n}, {xPad, wPad, dyPad});
   Status sideStatus =
-      skinny ? loraTN(impl.side, shape, s.m, s.r, s.n, x + s.k, ldx, dy, ldy,
+      skinny ? loraTN(sideStream, shape, s.m, s.r, s.n, x + s.k, ldx, dy, ldy,
                       dB, /*transposeOut=*/true, accumulateGrads,
-                      impl.sideWorkspace, Context::Impl::kWorkspaceBytes)
-             : gemmOn(impl, impl.side, impl.sideWorkspace, gradB);
+                      sideWorkspace, Context::Impl::kWorkspaceBytes)
+             : gemmOn(impl, sideStream, sideWorkspace, gradB);
 
   // g = s·dy·B into dyPad[:, n:n+r] (bytes gradB does not read).
   GemmArgs low;
@@ -549,7 +545,7 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
                           "cudaEventRecord(g)");
         !st)
       return st;
-    if (Status st = check(cudaStreamWaitEvent(impl.side, impl.fork, 0), shape,
+    if (Status st = check(cudaStreamWaitEvent(sideStream, impl.fork, 0), shape,
                           "cudaStreamWaitEvent(g)");
         !st)
       return st;
@@ -564,10 +560,10 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
     gradA.ldd = s.k;
     gradA.beta = accumulateGrads ? 1.f : 0.f;
     if (skinny)
-      return loraTN(impl.side, shape, s.m, s.r, s.k, dy + s.n, ldy, x, ldx, dA,
+      return loraTN(sideStream, shape, s.m, s.r, s.k, dy + s.n, ldy, x, ldx, dA,
                     /*transposeOut=*/false, accumulateGrads,
-                    impl.sideWorkspace, Context::Impl::kWorkspaceBytes);
-    return gemmOn(impl, impl.side, impl.sideWorkspace, gradA);
+                    sideWorkspace, Context::Impl::kWorkspaceBytes);
+    return gemmOn(impl, sideStream, sideWorkspace, gradA);
   };
   auto dxGemm = [&]() -> Status {
     if (!dx)
@@ -582,9 +578,6 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
     big.dDtype = DType::BF16;
     big.ldd = s.k;
     big.beta = accumulateDx ? 1.f : 0.f;
-    int side = s.sideSms >= 0 ? s.sideSms : defaultSideSms(impl, s);
-    if (side > 0 && side < impl.multiprocessors)
-      big.smCountTarget = impl.multiprocessors - side;
     return gemmOn(impl, impl.stream, impl.workspace, big);
   };
   Status rest = sideStatus && mainStatus ? afterG() : Status::success();
@@ -593,7 +586,7 @@ Status loraLinearBackward(Context &ctx, const LoraLinearShape &s,
 
   // Join: the main stream waits for the side stream whatever happened, so
   // that no side work is left unordered (and a capture stays well formed).
-  Status recorded = check(cudaEventRecord(impl.join, impl.side), shape,
+  Status recorded = check(cudaEventRecord(impl.join, sideStream), shape,
                           "cudaEventRecord(join)");
   Status joined = recorded ? check(cudaStreamWaitEvent(impl.stream, impl.join,
                                                        0),

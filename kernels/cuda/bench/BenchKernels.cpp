@@ -247,15 +247,12 @@ void benchLora(Context &ctx, Json &json, int64_t m, int64_t k, int64_t n,
   for (const auto &[name, part] : parts)
     json.add(tag + "_" + name + "_ms",
              timeMs(ctx, [&] { return run(*part); }, 3, 20));
-  for (int side : {8, 16, 24, 32, 48}) {
-    shape.sideSms = side;
-    double ms = 1e30;
-    for (int round = 0; round < 2; ++round)
-      ms = std::min(ms, timeMs(ctx, lora, 3, 20));
-    json.add(tag + "_side" + std::to_string(side) + "_lora_overhead_ratio",
-             ms / frozenMs);
-  }
-  shape.sideSms = -1;
+  ctx.setLoraOverlap(false);
+  double serialMs = 1e30;
+  for (int round = 0; round < 3; ++round)
+    serialMs = std::min(serialMs, timeMs(ctx, lora, 3, 20));
+  ctx.setLoraOverlap(true);
+  json.add(tag + "_serial_lora_overhead_ratio", serialMs / frozenMs);
   json.add(tag + "_part_pack_ms", timeMs(ctx, [&] {
              return loraPackAdapters(ctx, shape, a.as<float>(), b.as<float>(),
                                      wPad.data());

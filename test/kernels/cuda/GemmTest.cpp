@@ -225,6 +225,7 @@ TEST_F(GemmTest, LoraLinearForwardBackwardMatchesReference) {
                  ddA = toDevice(std::vector<float>(c.r * c.k), DType::F32),
                  ddB = toDevice(std::vector<float>(c.n * c.r), DType::F32);
     LoraLinearShape shape{c.m, c.k, c.n, c.r, c.transposeW, scale};
+    ctx->setLoraOverlap(c.m % 2 == 1); // dA, dB beside dx, or after it
     VLORA_ASSERT_OK(loraPackAdapters(*ctx, shape, da.as<float>(),
                                      db.as<float>(), dwPad.data()));
     VLORA_ASSERT_OK(loraLinearForward(*ctx, shape, dxPad.data(), dwPad.data(),

@@ -60,6 +60,9 @@ public:
   /// first choice. Timing runs into scratch memory, never into the caller's
   /// output, and is skipped while the stream is being captured.
   void setGemmAutotuning(bool on);
+  /// On (the default), the LoRA backward runs its dA and dB products on a
+  /// second stream beside the dx GEMM; off runs everything on stream().
+  void setLoraOverlap(bool on);
   /// Waits for everything launched on the stream; reports asynchronous
   /// kernel failures.
   Status synchronize();

@@ -61,10 +61,6 @@ struct LoraLinearShape {
   int64_t m = 0, k = 0, n = 0, r = 0;
   bool transposeW = false;
   float scale = 1;
-  /// Multiprocessors the backward's dx GEMM leaves to the dA and dB GEMMs,
-  /// which run beside it on a second stream (0: the dx GEMM plans for all;
-  /// -1: the library's default for the shape).
-  int sideSms = -1;
 };
 /// Rounds the fp32 masters a [r, k] and b [n, r] into wPad's adapter slots.
 Status loraPackAdapters(Context &ctx, const LoraLinearShape &shape,
