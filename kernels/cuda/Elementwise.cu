@@ -35,9 +35,7 @@ constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 constexpr int kItem = 8;
 
 /// Pointer lists of the engine (kCount may be 0 for no outputs... not used).
-template <typename T, int kCount> struct Tensors {
-  T *at[kCount];
-};
+template <typename T, int kCount> struct Tensors { T *at[kCount]; };
 
 /// out[j][i] = op(i, in[0][i], ...) for i < n. Op: `void operator()(int64_t
 /// i, const float (&in)[kIn], float (&out)[kOut]) const`. kVector: every
@@ -62,12 +60,12 @@ __global__ void __launch_bounds__(kThreads)
   } else {
     // 64 bytes of each (widest) tensor per thread and tile.
     constexpr int kItems =
-        64 / (kItem * (sizeof(TIn) > sizeof(TOut) ? sizeof(TIn)
-                                                  : sizeof(TOut)));
+        64 /
+        (kItem * (sizeof(TIn) > sizeof(TOut) ? sizeof(TIn) : sizeof(TOut)));
     constexpr int64_t kTile = int64_t(kItems) * kThreads;
     int64_t items = n / kItem;
-    for (int64_t base = int64_t(blockIdx.x) * kTile + threadIdx.x;
-         base < items; base += int64_t(gridDim.x) * kTile) {
+    for (int64_t base = int64_t(blockIdx.x) * kTile + threadIdx.x; base < items;
+         base += int64_t(gridDim.x) * kTile) {
       Packs<TIn, kItem> v[kIn][kItems];
 #pragma unroll
       for (int k = 0; k < kItems; ++k) {
@@ -127,8 +125,8 @@ Status launchMap(Context &ctx, const ShapeText &shape, int64_t n,
   cudaStream_t stream = streamOf(ctx);
   if (vector) {
     constexpr int kItems =
-        64 / (kItem * (sizeof(TIn) > sizeof(TOut) ? sizeof(TIn)
-                                                  : sizeof(TOut)));
+        64 /
+        (kItem * (sizeof(TIn) > sizeof(TOut) ? sizeof(TIn) : sizeof(TOut)));
     mapKernel<TIn, TOut, kIn, kOut, true, Op>
         <<<blocksFor(n / kItem, kThreads * kItems), kThreads, 0, stream>>>(
             n, in, out, op);
@@ -333,8 +331,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     embeddingBackwardKernel(int64_t tokens, int64_t dim, int64_t vocab,
-                            const T *dout, const int64_t *ids,
-                            float *dtable) {
+                            const T *dout, const int64_t *ids, float *dtable) {
   int lane = threadIdx.x % 32;
   int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
   for (int64_t t = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
@@ -451,7 +448,8 @@ Status rotary(Context &ctx, const RotaryShape &s, const void *x,
   if (Status st = validateFlat(1, s.dtype, shape, {x, y}); !st)
     return st;
   int64_t vectors = s.batch * s.seq * s.heads;
-  int64_t width = s.dtype == DType::BF16 ? Pack<bf16>::kSize : Pack<float>::kSize;
+  int64_t width =
+      s.dtype == DType::BF16 ? Pack<bf16>::kSize : Pack<float>::kSize;
   int64_t half = s.rotaryDim / 2;
   int64_t perVector = half / width + (s.headDim - s.rotaryDim) / width;
   bool packed = half % width == 0 && (s.headDim - s.rotaryDim) % width == 0 &&

@@ -67,8 +67,7 @@ constexpr int kPackThreads = 512, kRowPacksPerThread = 8;
 constexpr int64_t kRowPacks = int64_t(kPackThreads) * kRowPacksPerThread;
 
 /// Writes zeros over an ignored row (16-byte packs).
-template <typename T>
-__device__ __forceinline__ void zeroRow(T *z, int packs) {
+template <typename T> __device__ __forceinline__ void zeroRow(T *z, int packs) {
   for (int p = threadIdx.x; p < packs; p += blockDim.x)
     storeRaw(z + p * Pack<T>::kSize, zeroRaw<T>());
 }
@@ -119,7 +118,7 @@ __global__ void __launch_bounds__(kPackThreads)
     losses[row] = lse - target;
   if (!writeGradient)
     return;
-  // blockSum synchronised the block: every thread has read z[label].
+    // blockSum synchronised the block: every thread has read z[label].
 #pragma unroll
   for (int k = 0; k < kPacks; ++k) {
     int p = threadIdx.x + k * kPackThreads;

@@ -232,8 +232,8 @@ __device__ __forceinline__ void loadRow(const T *base, int cols, int packs,
 #pragma unroll
   for (int k = 0; k < Tile::kPacks; ++k) {
     int p = place.pack(k);
-    raw[k] = place.active && p < packs ? loadRaw(rowBase + p * W)
-                                       : zeroRaw<T>();
+    raw[k] =
+        place.active && p < packs ? loadRaw(rowBase + p * W) : zeroRaw<T>();
   }
 }
 
@@ -307,8 +307,8 @@ __global__ void __launch_bounds__(Tile::kBlock)
 template <typename T, typename Tile>
 __global__ void __launch_bounds__(Tile::kBlock)
     normBackwardTileKernel(int64_t rows, int cols, const T *dy, const T *x,
-                           const float *__restrict__ gamma,
-                           const float *meanIn, const float *rstdIn, T *dx) {
+                           const float *__restrict__ gamma, const float *meanIn,
+                           const float *rstdIn, T *dx) {
   constexpr int W = Pack<T>::kSize;
   __shared__ float scratch[Tile::kBlock / 32];
   RowPlace<Tile> place(rows);
@@ -404,8 +404,8 @@ __global__ void __launch_bounds__(Tile::kBlock)
 /// softmaxBackwardKernel with the rows in registers.
 template <typename T, typename Tile>
 __global__ void __launch_bounds__(Tile::kBlock)
-    softmaxBackwardTileKernel(int64_t rows, int cols, const T *y,
-                              const T *dy, float scale, T *dx) {
+    softmaxBackwardTileKernel(int64_t rows, int cols, const T *y, const T *dy,
+                              float scale, T *dx) {
   constexpr int W = Pack<T>::kSize;
   __shared__ float scratch[Tile::kBlock / 32];
   RowPlace<Tile> place(rows);
@@ -498,8 +498,7 @@ template <typename T>
 __global__ void __launch_bounds__(32 * kGradLanes)
     normParamGradPackKernel(int64_t rows, int cols, int64_t rowsPerChunk,
                             const T *dy, const T *x, const float *meanIn,
-                            const float *rstdIn, float *dgamma,
-                            float *dbeta) {
+                            const float *rstdIn, float *dgamma, float *dbeta) {
   constexpr int W = Pack<T>::kSize;
   __shared__ float partialG[kGradLanes - 1][W][32];
   __shared__ float partialB[kGradLanes - 1][W][32];
@@ -589,14 +588,14 @@ Status paramGrads(Context &ctx, const RowsShape &s, const ShapeText &shape,
           1, (kGradTargetBlocks + columnBlocks - 1) / columnBlocks);
       int64_t rowsPerChunk = (s.rows + chunks - 1) / chunks;
       rowsPerChunk = (rowsPerChunk + kGradLanes - 1) / kGradLanes * kGradLanes;
-      dim3 grid(static_cast<unsigned>(columnBlocks),
-                static_cast<unsigned>((s.rows + rowsPerChunk - 1) /
-                                      rowsPerChunk));
+      dim3 grid(
+          static_cast<unsigned>(columnBlocks),
+          static_cast<unsigned>((s.rows + rowsPerChunk - 1) / rowsPerChunk));
       normParamGradPackKernel<T>
           <<<grid, dim3(32, kGradLanes), 0, streamOf(ctx)>>>(
               s.rows, static_cast<int>(s.cols), rowsPerChunk,
-              static_cast<const T *>(dy), static_cast<const T *>(x), mean,
-              rstd, dgamma, dbeta);
+              static_cast<const T *>(dy), static_cast<const T *>(x), mean, rstd,
+              dgamma, dbeta);
       return checkLaunch(shape);
     });
   }
@@ -624,9 +623,9 @@ Status normForward(Context &ctx, const RowsShape &s, const ShapeText &shape,
     auto *xT = static_cast<const T *>(x);
     auto *yT = static_cast<T *>(y);
     if (!tile) {
-      normForwardKernel<T><<<static_cast<unsigned>(s.rows),
-                             rowThreads(s.cols), 0, streamOf(ctx)>>>(
-          s.cols, xT, gamma, beta, eps, center, yT, mean, rstd);
+      normForwardKernel<T><<<static_cast<unsigned>(s.rows), rowThreads(s.cols),
+                             0, streamOf(ctx)>>>(s.cols, xT, gamma, beta, eps,
+                                                 center, yT, mean, rstd);
       return checkLaunch(shape);
     }
     return withRowTile(s.cols / Pack<T>::kSize, [&](auto tileTag) {
@@ -653,19 +652,20 @@ Status normBackward(Context &ctx, const RowsShape &s, const ShapeText &shape,
     auto *xT = static_cast<const T *>(x);
     auto *dxT = static_cast<T *>(dx);
     if (!tile) {
-      normBackwardKernel<T><<<static_cast<unsigned>(s.rows),
-                              rowThreads(s.cols), 0, streamOf(ctx)>>>(
-          s.cols, dyT, xT, gamma, mean, rstd, dxT);
+      normBackwardKernel<T>
+          <<<static_cast<unsigned>(s.rows), rowThreads(s.cols), 0,
+             streamOf(ctx)>>>(s.cols, dyT, xT, gamma, mean, rstd, dxT);
       return checkLaunch(shape);
     }
-    return withRowTile<kBackwardMaxPacks<T>>(s.cols / Pack<T>::kSize, [&](auto tileTag) {
-      using Tile = decltype(tileTag);
-      normBackwardTileKernel<T, Tile>
-          <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
-              s.rows, static_cast<int>(s.cols), dyT, xT, gamma, mean, rstd,
-              dxT);
-      return checkLaunch(shape);
-    });
+    return withRowTile<kBackwardMaxPacks<T>>(
+        s.cols / Pack<T>::kSize, [&](auto tileTag) {
+          using Tile = decltype(tileTag);
+          normBackwardTileKernel<T, Tile>
+              <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
+                  s.rows, static_cast<int>(s.cols), dyT, xT, gamma, mean, rstd,
+                  dxT);
+          return checkLaunch(shape);
+        });
   });
 }
 
@@ -728,9 +728,9 @@ Status softmaxForward(Context &ctx, const RowsShape &s, const void *x,
     auto *xT = static_cast<const T *>(x);
     auto *yT = static_cast<T *>(y);
     if (!tile) {
-      softmaxForwardKernel<T><<<static_cast<unsigned>(s.rows),
-                                rowThreads(s.cols), 0, streamOf(ctx)>>>(
-          s.cols, xT, scale, yT);
+      softmaxForwardKernel<T>
+          <<<static_cast<unsigned>(s.rows), rowThreads(s.cols), 0,
+             streamOf(ctx)>>>(s.cols, xT, scale, yT);
       return checkLaunch(shape);
     }
     return withRowTile(s.cols / Pack<T>::kSize, [&](auto tileTag) {
@@ -748,26 +748,27 @@ Status softmaxBackward(Context &ctx, const RowsShape &s, const void *y,
   ShapeText shape = rowsShape("softmaxBackward", s);
   if (Status st = validateRows(s, shape, {y, dy, dx}, {}); !st)
     return st;
-  bool tile = rowsFitTile(s.cols, s.dtype, {y, dy, dx},
-                          backwardMaxPacks(s.dtype));
+  bool tile =
+      rowsFitTile(s.cols, s.dtype, {y, dy, dx}, backwardMaxPacks(s.dtype));
   return dispatchFloat(s.dtype, [&](auto tag) {
     using T = decltype(tag);
     auto *yT = static_cast<const T *>(y);
     auto *dyT = static_cast<const T *>(dy);
     auto *dxT = static_cast<T *>(dx);
     if (!tile) {
-      softmaxBackwardKernel<T><<<static_cast<unsigned>(s.rows),
-                                 rowThreads(s.cols), 0, streamOf(ctx)>>>(
-          s.cols, yT, dyT, scale, dxT);
+      softmaxBackwardKernel<T>
+          <<<static_cast<unsigned>(s.rows), rowThreads(s.cols), 0,
+             streamOf(ctx)>>>(s.cols, yT, dyT, scale, dxT);
       return checkLaunch(shape);
     }
-    return withRowTile<kBackwardMaxPacks<T>>(s.cols / Pack<T>::kSize, [&](auto tileTag) {
-      using Tile = decltype(tileTag);
-      softmaxBackwardTileKernel<T, Tile>
-          <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
-              s.rows, static_cast<int>(s.cols), yT, dyT, scale, dxT);
-      return checkLaunch(shape);
-    });
+    return withRowTile<kBackwardMaxPacks<T>>(
+        s.cols / Pack<T>::kSize, [&](auto tileTag) {
+          using Tile = decltype(tileTag);
+          softmaxBackwardTileKernel<T, Tile>
+              <<<tileBlocks<Tile>(s.rows), Tile::kBlock, 0, streamOf(ctx)>>>(
+                  s.rows, static_cast<int>(s.cols), yT, dyT, scale, dxT);
+          return checkLaunch(shape);
+        });
   });
 }
 

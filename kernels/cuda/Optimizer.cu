@@ -60,9 +60,9 @@ __device__ __forceinline__ int tensorOf(const uint32_t *firstChunk, int count,
 
 /// One AdamW element update (torch's order: decoupled decay, lerp, addcmul,
 /// addcdiv).
-__device__ __forceinline__ void adamWElement(const AdamWScalars &c,
-                                             float scale, float &p, float g,
-                                             float &m, float &v) {
+__device__ __forceinline__ void adamWElement(const AdamWScalars &c, float scale,
+                                             float &p, float g, float &m,
+                                             float &v) {
   float grad = g * scale;
   float param = p * c.decay;
   m = c.smallWeight ? m + c.oneMinusBeta1 * (grad - m)
@@ -82,11 +82,10 @@ __global__ void __launch_bounds__(kThreads)
         *v = list.expAvgSq[t] + begin;
   const float *g = list.grad[t] + begin;
   int n = static_cast<int>(end - begin);
-  bool vector = ((reinterpret_cast<uintptr_t>(p) |
-                  reinterpret_cast<uintptr_t>(g) |
-                  reinterpret_cast<uintptr_t>(m) |
-                  reinterpret_cast<uintptr_t>(v)) &
-                 15) == 0;
+  bool vector =
+      ((reinterpret_cast<uintptr_t>(p) | reinterpret_cast<uintptr_t>(g) |
+        reinterpret_cast<uintptr_t>(m) | reinterpret_cast<uintptr_t>(v)) &
+       15) == 0;
   if (!vector) {
     for (int i = threadIdx.x; i < n; i += kThreads) {
       float pi = p[i], mi = m[i], vi = v[i];

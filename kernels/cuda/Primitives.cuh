@@ -1,4 +1,5 @@
-//===- Primitives.cuh - what every CUDA kernel file shares ------*- CUDA -*-===//
+//===- Primitives.cuh - what every CUDA kernel file shares ------*- CUDA
+//-*-===//
 //
 // Error messages naming the kernel and the shape, element loads/stores for
 // fp32 and bf16 (fp32 arithmetic), 16-byte vector loads/stores, warp/block

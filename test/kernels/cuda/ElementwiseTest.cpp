@@ -10,7 +10,9 @@ namespace {
 
 using ElementwiseTest = GpuTest;
 
-const int64_t kSizes[] = {1, 7, 1000, 65537};
+// Vectorised (8-element items, 16-byte aligned) with and without a scalar
+// tail, several tiles, and sizes below one item.
+const int64_t kSizes[] = {1, 7, 1000, 65537, (1 << 20) + 3};
 
 TEST_F(ElementwiseTest, Gelu) {
   for (DType dtype : {DType::F32, DType::BF16})
@@ -75,7 +77,9 @@ TEST_F(ElementwiseTest, Rotary) {
   const Case cases[] = {{1, 1, 1, 2, 2, false},
                         {2, 13, 3, 64, 64, false},
                         {2, 9, 4, 80, 32, true},
-                        {1, 33, 2, 128, 128, true}};
+                        {1, 33, 2, 128, 128, true},
+                        // rotaryDim/2 = 10: not whole packs, scalar kernel
+                        {2, 5, 2, 36, 20, true}};
   for (DType dtype : {DType::F32, DType::BF16})
     for (const Case &c : cases)
       for (bool inverse : {false, true}) {
@@ -141,34 +145,52 @@ TEST_F(ElementwiseTest, DropoutMaskMatchesCpu) {
 }
 
 TEST_F(ElementwiseTest, EmbeddingGatherScatter) {
-  for (DType dtype : {DType::F32, DType::BF16}) {
-    const int64_t vocab = 50, dim = 37, tokens = 301;
-    auto table = asStored(randomVector(vocab * dim, 8), dtype);
-    auto dout = asStored(randomVector(tokens * dim, 9), dtype);
-    std::vector<int64_t> ids(tokens);
-    for (int64_t t = 0; t < tokens; ++t)
-      ids[t] = (t * 13 + 5) % vocab; // repeats: the scatter must add
-    std::vector<float> out(tokens * dim), dtable(vocab * dim, 0.f);
-    ref::embeddingForward<float>(tokens, dim, table.data(), ids.data(),
-                                 out.data());
-    ref::embeddingBackward<float>(tokens, dim, dout.data(), ids.data(),
-                                  dtable.data());
-    DeviceBuffer dTable = toDevice(table, dtype), dIds = toDeviceRaw(ids),
-                 dOut = toDevice(std::vector<float>(tokens * dim), dtype),
-                 dDout = toDevice(dout, dtype),
-                 dDtable = toDevice(std::vector<float>(vocab * dim), DType::F32);
-    VLORA_ASSERT_OK(embeddingForward(*ctx, tokens, dim, vocab, dtype,
-                                     dTable.data(), dIds.as<int64_t>(),
-                                     dOut.data()));
-    VLORA_ASSERT_OK(embeddingBackward(*ctx, tokens, dim, vocab, dtype,
-                                      dDout.data(), dIds.as<int64_t>(),
-                                      dDtable.as<float>()));
-    expectClose("embedding gather", fromDevice(dOut, tokens * dim, dtype), out,
-                0, 0);
-    expectClose("embedding scatter-add",
-                fromDevice(dDtable, vocab * dim, DType::F32), dtable, 1e-5,
-                1e-5);
-  }
+  // dim 64: 16-byte packs; dim 37: elements.
+  for (int64_t dim : {int64_t(37), int64_t(64)})
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(testing::Message()
+                   << "dim=" << dim << " " << dtypeLabel(dtype));
+      const int64_t vocab = 50, tokens = 301;
+      auto table = asStored(randomVector(vocab * dim, 8), dtype);
+      auto dout = asStored(randomVector(tokens * dim, 9), dtype);
+      std::vector<int64_t> ids(tokens);
+      for (int64_t t = 0; t < tokens; ++t)
+        ids[t] = (t * 13 + 5) % vocab; // repeats: the scatter must add
+      ids[7] = -1;                     // out of range: a zero row, no gradient
+      ids[8] = vocab;
+      // The references take ids in range: token 7 and 8 as id 0 with a zero
+      // gradient row, then their output rows zeroed.
+      std::vector<int64_t> refIds = ids;
+      std::vector<float> refDout = dout;
+      for (int64_t t : {7, 8}) {
+        refIds[t] = 0;
+        std::fill(refDout.begin() + t * dim, refDout.begin() + (t + 1) * dim,
+                  0.f);
+      }
+      std::vector<float> out(tokens * dim), dtable(vocab * dim, 0.f);
+      ref::embeddingForward<float>(tokens, dim, table.data(), refIds.data(),
+                                   out.data());
+      for (int64_t t : {7, 8})
+        std::fill(out.begin() + t * dim, out.begin() + (t + 1) * dim, 0.f);
+      ref::embeddingBackward<float>(tokens, dim, refDout.data(), refIds.data(),
+                                    dtable.data());
+      DeviceBuffer dTable = toDevice(table, dtype), dIds = toDeviceRaw(ids),
+                   dOut = toDevice(std::vector<float>(tokens * dim), dtype),
+                   dDout = toDevice(dout, dtype),
+                   dDtable =
+                       toDevice(std::vector<float>(vocab * dim), DType::F32);
+      VLORA_ASSERT_OK(embeddingForward(*ctx, tokens, dim, vocab, dtype,
+                                       dTable.data(), dIds.as<int64_t>(),
+                                       dOut.data()));
+      VLORA_ASSERT_OK(embeddingBackward(*ctx, tokens, dim, vocab, dtype,
+                                        dDout.data(), dIds.as<int64_t>(),
+                                        dDtable.as<float>()));
+      expectClose("embedding gather", fromDevice(dOut, tokens * dim, dtype),
+                  out, 0, 0);
+      expectClose("embedding scatter-add",
+                  fromDevice(dDtable, vocab * dim, DType::F32), dtable, 1e-5,
+                  1e-5);
+    }
 }
 
 TEST_F(ElementwiseTest, Convert) {
@@ -183,6 +205,68 @@ TEST_F(ElementwiseTest, Convert) {
                           dBack.data()));
   expectClose("convert f32->bf16->f32", fromDevice(dBack, n, DType::F32),
               roundedToBF16(x), 0, 0);
+}
+
+// Element-aligned (not 16-byte aligned) tensors take the scalar loop; the
+// outputs may also overwrite the inputs.
+TEST_F(ElementwiseTest, MisalignedAndInPlace) {
+  const int64_t n = 4099;
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtypeLabel(dtype));
+    auto gate = asStored(randomVector(n, 21, -8, 8), dtype);
+    auto up = asStored(randomVector(n, 22), dtype);
+    auto dy = asStored(randomVector(n, 23), dtype);
+    std::vector<float> y(n), dx(n), dg(n), du(n);
+    ref::geluForward<float>(n, gate.data(), true, y.data());
+    ref::geluBackward<float>(n, gate.data(), dy.data(), true, dx.data());
+    ref::siluGateBackward<float>(n, gate.data(), up.data(), dy.data(),
+                                 dg.data(), du.data());
+    ShiftedBuffer dG = toDeviceShifted(gate, dtype),
+                  dU = toDeviceShifted(up, dtype),
+                  dDy = toDeviceShifted(dy, dtype),
+                  dY = toDeviceShifted(std::vector<float>(n), dtype),
+                  dDx = toDeviceShifted(std::vector<float>(n), dtype);
+    VLORA_ASSERT_OK(geluForward(*ctx, n, dtype, dG.data(),
+                                GeluApproximation::Tanh, dY.data()));
+    VLORA_ASSERT_OK(geluBackward(*ctx, n, dtype, dG.data(), dDy.data(),
+                                 GeluApproximation::Tanh, dDx.data()));
+    expectMatches("gelu y (misaligned)", dtype, fromDevice(dY, n, dtype), y,
+                  1e-6, 1e-5);
+    expectMatches("gelu dx (misaligned)", dtype, fromDevice(dDx, n, dtype), dx,
+                  1e-6, 1e-5);
+    // In place, aligned: dgate over gate, dup over up.
+    DeviceBuffer aG = toDevice(gate, dtype), aU = toDevice(up, dtype),
+                 aDy = toDevice(dy, dtype);
+    VLORA_ASSERT_OK(siluGateBackward(*ctx, n, dtype, aG.data(), aU.data(),
+                                     aDy.data(), aG.data(), aU.data()));
+    expectMatches("siluGate dgate (in place)", dtype, fromDevice(aG, n, dtype),
+                  dg, 1e-6, 1e-5);
+    expectMatches("siluGate dup (in place)", dtype, fromDevice(aU, n, dtype),
+                  du, 1e-6, 1e-5);
+  }
+}
+
+// GELU at magnitudes where tanh saturates and v³ overflows fp32.
+TEST_F(ElementwiseTest, GeluExtremeInputs) {
+  std::vector<float> x = {-3e38f, -1e20f, -100.f, -20.f, -9.f,  -1e-30f, 0.f,
+                          1e-30f, 9.f,    20.f,   100.f, 1e20f, 3e38f,   1e-3f};
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> dy(n, 1.f), y(n), dx(n);
+  for (bool tanh : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "tanh=" << tanh);
+    ref::geluForward<float>(n, x.data(), tanh, y.data());
+    ref::geluBackward<float>(n, x.data(), dy.data(), tanh, dx.data());
+    DeviceBuffer dX = toDevice(x, DType::F32), dDy = toDevice(dy, DType::F32),
+                 dY = toDevice(std::vector<float>(n), DType::F32),
+                 dDx = toDevice(std::vector<float>(n), DType::F32);
+    auto approx = tanh ? GeluApproximation::Tanh : GeluApproximation::None;
+    VLORA_ASSERT_OK(
+        geluForward(*ctx, n, DType::F32, dX.data(), approx, dY.data()));
+    VLORA_ASSERT_OK(geluBackward(*ctx, n, DType::F32, dX.data(), dDy.data(),
+                                 approx, dDx.data()));
+    expectClose("gelu y", fromDevice(dY, n, DType::F32), y, 1e-6, 1e-5);
+    expectClose("gelu dx", fromDevice(dDx, n, DType::F32), dx, 1e-6, 1e-5);
+  }
 }
 
 TEST_F(ElementwiseTest, RefusesBadShapes) {

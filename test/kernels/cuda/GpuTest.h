@@ -205,6 +205,28 @@ inline void expectMatches(const std::string &what, DType dtype,
     expectFlashRule(what, got, roundedToBF16(exact), exact);
 }
 
+/// A tensor `shift` elements into a device buffer: its pointer is only
+/// element-aligned (for shift not a multiple of 16 bytes), which sends the
+/// kernels down their scalar paths.
+struct ShiftedBuffer {
+  DeviceBuffer buffer;
+  size_t shiftBytes = 0;
+  void *data() const { return buffer.as<char>() + shiftBytes; }
+  template <typename T> T *as() const { return static_cast<T *>(data()); }
+};
+inline ShiftedBuffer toDeviceShifted(const std::vector<float> &values,
+                                     DType dtype, size_t shift = 1) {
+  std::vector<float> padded(shift, 0.f);
+  padded.insert(padded.end(), values.begin(), values.end());
+  return {toDevice(padded, dtype), shift * (dtype == DType::BF16 ? 2 : 4)};
+}
+inline std::vector<float> fromDevice(const ShiftedBuffer &shifted, size_t n,
+                                     DType dtype) {
+  size_t shift = shifted.shiftBytes / (dtype == DType::BF16 ? 2 : 4);
+  std::vector<float> all = fromDevice(shifted.buffer, n + shift, dtype);
+  return std::vector<float>(all.begin() + shift, all.end());
+}
+
 /// Rounds when `dtype` is bf16 (inputs of a bf16 test).
 inline std::vector<float> asStored(std::vector<float> values, DType dtype) {
   return dtype == DType::BF16 ? roundedToBF16(std::move(values)) : values;

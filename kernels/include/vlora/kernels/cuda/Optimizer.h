@@ -25,8 +25,7 @@ struct AdamWTensor {
 /// from them in double and rounded once (1 - (double)0.999f is 1.3e-5 off
 /// 1 - 0.999).
 struct AdamWConfig {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
-         weightDecay = 0.01;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01;
 };
 
 /// One AdamW step (`step` = 1 for the first) over all tensors in a few
