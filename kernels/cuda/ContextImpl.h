@@ -31,6 +31,9 @@ struct Context::Impl {
   /// Run the LoRA backward's dA and dB on `side` (else on `stream`).
   bool overlap = true;
   int multiprocessors = 0; // of the current device
+  /// Device memory: the first data-dependent failure of an op kernel
+  /// (OpsCommon.cuh's DataError), zero when none.
+  void *dataError = nullptr;
 
   /// A GEMM problem's cuBLASLt descriptors and chosen algorithm, built on
   /// its first use and kept: building them and asking the heuristic cost

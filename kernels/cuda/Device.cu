@@ -1,6 +1,8 @@
 //===- Device.cu - context, buffers and device queries --------------------===//
 
 #include "ContextImpl.h"
+#include "OpsCommon.cuh"
+#include "vlora/kernels/cuda/Ops.h"
 #include "Primitives.cuh"
 
 namespace vlora::kernels::cuda {
@@ -40,6 +42,8 @@ Context::~Context() {
     cudaStreamDestroy(impl_->side);
   if (impl_->sideWorkspace)
     cudaFree(impl_->sideWorkspace);
+  if (impl_->dataError)
+    cudaFree(impl_->dataError);
   if (impl_->workspace)
     cudaFree(impl_->workspace);
   if (impl_->lt)
@@ -88,6 +92,16 @@ Status Context::create(std::unique_ptr<Context> &out, void *stream) {
     i.side = nullptr;
     return s;
   }
+  if (Status s = check(cudaMalloc(&i.dataError, sizeof(detail::DataError)),
+                       shape, "cudaMalloc(data error)");
+      !s) {
+    i.dataError = nullptr;
+    return s;
+  }
+  if (Status s = check(cudaMemset(i.dataError, 0, sizeof(detail::DataError)),
+                       shape, "cudaMemset(data error)");
+      !s)
+    return s;
   for (cudaEvent_t *event : {&i.fork, &i.join})
     if (Status s = check(cudaEventCreateWithFlags(event, cudaEventDisableTiming),
                          shape, "cudaEventCreateWithFlags");
@@ -167,6 +181,78 @@ Status DeviceBuffer::download(void *host, size_t bytes) const {
 Status DeviceBuffer::zero() {
   return check(cudaMemset(data_, 0, bytes_),
                ShapeText("DeviceBuffer::zero")("bytes", bytes_), "cudaMemset");
+}
+
+namespace detail {
+const char *opIdName(OpId op) {
+  switch (op) {
+  case OpId::Gather: return "gather";
+  case OpId::GatherGrad: return "gather_grad";
+  case OpId::GatherElements: return "gather_elements";
+  case OpId::GatherND: return "gather_nd";
+  case OpId::ScatterND: return "scatter_nd";
+  case OpId::MaskedScatter: return "masked_scatter";
+  case OpId::MaskedSelect: return "masked_select";
+  case OpId::CrossEntropy: return "cross_entropy";
+  case OpId::CrossEntropyGrad: return "cross_entropy_grad";
+  case OpId::LinearCrossEntropy: return "linear_cross_entropy";
+  case OpId::AdamW: return "adamw_update";
+  case OpId::Binary: return "binary";
+  case OpId::Embedding: return "embedding";
+  }
+  return "op";
+}
+
+DataError *dataErrorOf(Context &ctx) {
+  return static_cast<DataError *>(ctx.impl().dataError);
+}
+} // namespace detail
+
+Status ops::takeDataError(Context &ctx) {
+  ShapeText shape("takeDataError");
+  if (Status s = ctx.synchronize(); !s)
+    return s;
+  detail::DataError record{};
+  if (Status s = check(cudaMemcpy(&record, ctx.impl().dataError, sizeof(record),
+                                  cudaMemcpyDeviceToHost),
+                       shape, "cudaMemcpy(data error)");
+      !s)
+    return s;
+  if (record.code == 0)
+    return Status::success();
+  if (Status s = check(cudaMemset(ctx.impl().dataError, 0, sizeof(record)),
+                       shape, "cudaMemset(data error)");
+      !s)
+    return s;
+  std::string op = detail::opIdName(static_cast<detail::OpId>(record.op));
+  std::string v = std::to_string(record.value), lo = std::to_string(record.lo),
+              hi = std::to_string(record.hi);
+  using detail::DataErrorCode;
+  switch (static_cast<DataErrorCode>(record.code)) {
+  case DataErrorCode::IndexOutOfRange:
+    return Status::failure(op + ": index " + v + " is outside [" + lo + ", " +
+                           hi + ")");
+  case DataErrorCode::LabelOutOfRange:
+    return Status::failure(op + ": label " + v + " is outside [0, " + hi +
+                           ") and is not the ignore index");
+  case DataErrorCode::TooManyTrueValues:
+    return Status::failure(op + ": the mask has " + v +
+                           " true values, more than the " + hi +
+                           " elements of the output");
+  case DataErrorCode::TooFewSourceValues:
+    return Status::failure(op + ": the mask needs " + v +
+                           " source values, the source has " + hi);
+  case DataErrorCode::BadStep:
+    return Status::failure(op + ": step " + v + " is below 1");
+  case DataErrorCode::NegativeScalar:
+    return Status::failure(op + ": the learning rate or weight decay is "
+                                "negative");
+  case DataErrorCode::DivisionByZero:
+    return Status::failure(op + ": integer division by zero");
+  default:
+    return Status::failure(op + ": data error " +
+                           std::to_string(record.code));
+  }
 }
 
 } // namespace vlora::kernels::cuda
