@@ -5,7 +5,8 @@
 // backward passes, the global norm and AdamW, with the semantics of
 // kernels/cpu (Linalg.cpp, Normalization.cpp, Training.cpp). GEMMs go
 // through cuBLASLt (Gemm.h) without TF32, so f32 results match the CPU
-// backend's to rounding; the other kernels are written here because the
+// backend's to rounding (f64 matmul: a plain kernel; the LoRA and linear
+// cross-entropy ops take f32 only); the other kernels are written here because the
 // library's row kernels (Normalization.h, Loss.h, Optimizer.h) differ in
 // contract: fp32 gamma, saved statistics, host-side step and learning rate,
 // no label checks. They accumulate in double where the CPU does, reduce in a
@@ -161,6 +162,30 @@ struct Operand {
   int64_t batchStride = 0; // elements
 };
 
+/// The f64 GEMM (cuBLASLt's path is fp32/bf16 only): one thread per
+/// element of d, the products summed in order in double. Simple, not fast:
+/// f64 programs are references, not training runs.
+__global__ void gemmF64Kernel(int64_t m, int64_t n, int64_t k,
+                              const double *a, int64_t lda, bool ta,
+                              int64_t strideA, const double *b, int64_t ldb,
+                              bool tb, int64_t strideB, double *d,
+                              int64_t batch, double alpha, double beta) {
+  int64_t total = batch * m * n;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    int64_t j = e % n, i = (e / n) % m, batchIndex = e / (m * n);
+    const double *ab = a + batchIndex * strideA;
+    const double *bb = b + batchIndex * strideB;
+    double sum = 0;
+    for (int64_t p = 0; p < k; ++p) {
+      double x = ta ? ab[p * lda + i] : ab[i * lda + p];
+      double y = tb ? bb[j * ldb + p] : bb[p * ldb + j];
+      sum = __dadd_rn(sum, __dmul_rn(x, y));
+    }
+    d[e] = beta == 0 ? alpha * sum : alpha * sum + beta * d[e];
+  }
+}
+
 /// d [batch][m, n] (contiguous, leading dimension n) = alpha·op(a)·op(b) +
 /// beta·d, beta 0 or 1. Empty problems are no-ops; k == 0 gives beta·d (as
 /// the CPU's gemm).
@@ -177,6 +202,16 @@ Status runGemm(Context &ctx, const ShapeText &shape, DType inType,
                                      bytesOf(outType),
                                  streamOf(ctx)),
                  shape, "cudaMemsetAsync");
+  }
+  if (inType == DType::F64) {
+    if (outType != DType::F64)
+      return fail(shape, "f64 operands need an f64 result");
+    gemmF64Kernel<<<blocksFor(batch * m * n, kThreads), kThreads, 0,
+                    streamOf(ctx)>>>(
+        m, n, k, static_cast<const double *>(a.data), a.ld, a.transpose,
+        a.batchStride, static_cast<const double *>(b.data), b.ld, b.transpose,
+        b.batchStride, static_cast<double *>(d), batch, alpha, beta);
+    return checkLaunch(shape);
   }
   GemmArgs g;
   g.m = m;
@@ -892,12 +927,13 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
   ShapeText shape =
       describe("matmul", {{"lhs", &lhs}, {"rhs", &rhs}, {"out", &out}});
   bool f32 = allOf(DType::F32, {&lhs, &rhs, &out});
+  bool f64 = allOf(DType::F64, {&lhs, &rhs, &out});
   bool bf16In = allOf(DType::BF16, {&lhs, &rhs}) &&
                 (out.dtype == DType::BF16 || out.dtype == DType::F32);
-  if (!f32 && !bf16In)
+  if (!f32 && !f64 && !bf16In)
     return fail(shape, std::string("unsupported element type ") +
                            typeName(lhs.dtype) +
-                           " (f32, and bf16 with a bf16 or f32 result)");
+                           " (f32, f64, and bf16 with a bf16 or f32 result)");
   int64_t lr = lhs.rank(), rr = rhs.rank(), orank = out.rank();
   if (lr < 2 || rr < 2 || orank < 2)
     return fail(shape, "operands need rank >= 2");

@@ -148,11 +148,32 @@ TEST_F(OpsMathTest, MatmulBF16) {
   }
 }
 
-TEST_F(OpsMathTest, MatmulRefusesF64) {
+TEST_F(OpsMathTest, MatmulF64) {
+  uint32_t seed = 150;
+  for (const MatmulCase &c : kMatmulCases) {
+    SCOPED_TRACE(testing::Message()
+                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs) << " ta="
+                 << c.ta << " tb=" << c.tb);
+    Twin<double> lhs = Twin<double>::random(c.lhs, seed++),
+                 rhs = Twin<double>::random(c.rhs, seed++);
+    Twin<double> out(c.out, std::vector<double>(numElements(c.out), 7.0));
+    VLORA_ASSERT_OK(
+        ops::matmul(*ctx, lhs.gpu(), rhs.gpu(), out.gpu(), c.ta, c.tb));
+    cpu::matmul(lhs.cpu(), rhs.cpu(), out.cpu(), c.ta, c.tb);
+    expectTwin("matmul f64", out, 1e-12, 1e-12);
+  }
+}
+
+TEST_F(OpsMathTest, MatmulRefusesMixedAndIntegerTypes) {
   DeviceBuffer buffer;
   VLORA_ASSERT_OK(DeviceBuffer::allocate(1024, buffer));
-  TensorRef t{buffer.data(), DType::F64, {4, 4}};
-  expectRefused(ops::matmul(*ctx, t, t, t, false, false), "matmul", "f64");
+  TensorRef i64{buffer.data(), DType::I64, {4, 4}};
+  expectRefused(ops::matmul(*ctx, i64, i64, i64, false, false), "matmul",
+                "unsupported element type i64");
+  TensorRef f32{buffer.data(), DType::F32, {4, 4}};
+  TensorRef f64{buffer.data(), DType::F64, {4, 4}};
+  expectRefused(ops::matmul(*ctx, f32, f64, f32, false, false), "matmul",
+                "unsupported element type");
 }
 
 //===----------------------------------------------------------------------===//
