@@ -6,8 +6,8 @@
 // kernels/cpu (Linalg.cpp, Normalization.cpp, Training.cpp). GEMMs go
 // through cuBLASLt (Gemm.h) without TF32, so f32 results match the CPU
 // backend's to rounding (f64 matmul: a plain kernel; the LoRA and linear
-// cross-entropy ops take f32 only); the other kernels are written here because the
-// library's row kernels (Normalization.h, Loss.h, Optimizer.h) differ in
+// cross-entropy ops take f32 only); the other kernels are written here because
+// the library's row kernels (Normalization.h, Loss.h, Optimizer.h) differ in
 // contract: fp32 gamma, saved statistics, host-side step and learning rate,
 // no label checks. They accumulate in double where the CPU does, reduce in a
 // fixed order (results do not vary from run to run) and round the element
@@ -61,16 +61,26 @@ int64_t elementsOf(const TensorRef &t) { return elementsOf(t.shape); }
 
 const char *typeName(DType dtype) {
   switch (dtype) {
-  case DType::F32: return "f32";
-  case DType::F64: return "f64";
-  case DType::F16: return "f16";
-  case DType::BF16: return "bf16";
-  case DType::I64: return "i64";
-  case DType::I32: return "i32";
-  case DType::I16: return "i16";
-  case DType::I8: return "i8";
-  case DType::U8: return "u8";
-  case DType::Bool: return "i1";
+  case DType::F32:
+    return "f32";
+  case DType::F64:
+    return "f64";
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::I64:
+    return "i64";
+  case DType::I32:
+    return "i32";
+  case DType::I16:
+    return "i16";
+  case DType::I8:
+    return "i8";
+  case DType::U8:
+    return "u8";
+  case DType::Bool:
+    return "i1";
   }
   return "?";
 }
@@ -97,13 +107,17 @@ ShapeText describe(
 size_t bytesOf(DType dtype) {
   switch (dtype) {
   case DType::F64:
-  case DType::I64: return 8;
+  case DType::I64:
+    return 8;
   case DType::F32:
-  case DType::I32: return 4;
+  case DType::I32:
+    return 4;
   case DType::F16:
   case DType::BF16:
-  case DType::I16: return 2;
-  default: return 1;
+  case DType::I16:
+    return 2;
+  default:
+    return 1;
   }
 }
 
@@ -165,11 +179,11 @@ struct Operand {
 /// The f64 GEMM (cuBLASLt's path is fp32/bf16 only): one thread per
 /// element of d, the products summed in order in double. Simple, not fast:
 /// f64 programs are references, not training runs.
-__global__ void gemmF64Kernel(int64_t m, int64_t n, int64_t k,
-                              const double *a, int64_t lda, bool ta,
-                              int64_t strideA, const double *b, int64_t ldb,
-                              bool tb, int64_t strideB, double *d,
-                              int64_t batch, double alpha, double beta) {
+__global__ void gemmF64Kernel(int64_t m, int64_t n, int64_t k, const double *a,
+                              int64_t lda, bool ta, int64_t strideA,
+                              const double *b, int64_t ldb, bool tb,
+                              int64_t strideB, double *d, int64_t batch,
+                              double alpha, double beta) {
   int64_t total = batch * m * n;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
        e += int64_t(gridDim.x) * blockDim.x) {
@@ -197,11 +211,11 @@ Status runGemm(Context &ctx, const ShapeText &shape, DType inType,
   if (k == 0) {
     if (beta != 0)
       return Status::success();
-    return check(cudaMemsetAsync(d, 0,
-                                 static_cast<size_t>(batch * m * n) *
-                                     bytesOf(outType),
-                                 streamOf(ctx)),
-                 shape, "cudaMemsetAsync");
+    return check(
+        cudaMemsetAsync(d, 0,
+                        static_cast<size_t>(batch * m * n) * bytesOf(outType),
+                        streamOf(ctx)),
+        shape, "cudaMemsetAsync");
   }
   if (inType == DType::F64) {
     if (outType != DType::F64)
@@ -345,8 +359,8 @@ __global__ void dropoutKernel(const T *x, const int64_t *rng, uint64_t stream,
                                     static_cast<uint64_t>(rng[1]), stream);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = philox::keep(key, static_cast<uint64_t>(i), p) ? mulRn(x[i], s)
-                                                            : T(0);
+    out[i] =
+        philox::keep(key, static_cast<uint64_t>(i), p) ? mulRn(x[i], s) : T(0);
 }
 
 /// dx[i] += t[i]·s where element i is kept.
@@ -482,9 +496,8 @@ __device__ void rowMoments(const T *x, int64_t size, double epsilon,
 }
 
 template <typename T>
-__global__ void layerNormKernel(const T *x, const T *gamma, const T *beta,
-                                T *y, int64_t rows, int64_t size,
-                                double epsilon) {
+__global__ void layerNormKernel(const T *x, const T *gamma, const T *beta, T *y,
+                                int64_t rows, int64_t size, double epsilon) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T *xr = x + row * size;
     T *yr = y + row * size;
@@ -531,8 +544,7 @@ __global__ void layerNormGradKernel(const T *dy, const T *x, const T *gamma,
     for (int64_t j = threadIdx.x; j < size; j += blockDim.x) {
       double g = __dmul_rn(static_cast<double>(dyr[j]), gamma[j]);
       sumG += g;
-      sumGX = __dadd_rn(sumGX,
-                        __dmul_rn(__dmul_rn(g, xr[j] - mean), rstd));
+      sumGX = __dadd_rn(sumGX, __dmul_rn(__dmul_rn(g, xr[j] - mean), rstd));
     }
     double meanG = blockSumOf(sumG) / count;
     double meanGX = blockSumOf(sumGX) / count;
@@ -592,9 +604,8 @@ __global__ void countLabelsKernel(const int64_t *labels, int64_t batch,
 /// losses[row] = logsumexp(x[row]) - x[row, label] (0 where no label).
 template <typename T>
 __global__ void crossEntropyRowsKernel(const T *x, const int64_t *labels,
-                                       int64_t rows, int64_t seq,
-                                       int64_t vocab, int64_t ignoreIndex,
-                                       double *losses) {
+                                       int64_t rows, int64_t seq, int64_t vocab,
+                                       int64_t ignoreIndex, double *losses) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     int64_t label = targetOf(labels, row, seq, vocab, ignoreIndex);
     if (label < 0) { // the same for the whole block
@@ -624,19 +635,17 @@ __global__ void meanLossKernel(const double *losses, int64_t rows,
   total = blockSumOf(total);
   if (threadIdx.x == 0) {
     int64_t n = *valid;
-    *out = static_cast<float>(
-        n ? total / static_cast<double>(n)
-          : std::numeric_limits<double>::quiet_NaN());
+    *out = static_cast<float>(n ? total / static_cast<double>(n)
+                                : std::numeric_limits<double>::quiet_NaN());
   }
 }
 
 /// dloss / valid · (softmax - onehot) at rows with a label, 0 elsewhere.
 template <typename T>
-__global__ void crossEntropyGradKernel(const float *dloss, const T *x,
-                                       const int64_t *labels,
-                                       const int64_t *valid, T *y,
-                                       int64_t rows, int64_t seq,
-                                       int64_t vocab, int64_t ignoreIndex) {
+__global__ void
+crossEntropyGradKernel(const float *dloss, const T *x, const int64_t *labels,
+                       const int64_t *valid, T *y, int64_t rows, int64_t seq,
+                       int64_t vocab, int64_t ignoreIndex) {
   int64_t n = *valid;
   double coef = n ? static_cast<double>(*dloss) / static_cast<double>(n) : 0.0;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -656,8 +665,8 @@ __global__ void crossEntropyGradKernel(const float *dloss, const T *x,
     // Each element is read (above, and just before its write) by the thread
     // that writes it: y may be x's bytes.
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-      double p = __dmul_rn(static_cast<double>(expOf(static_cast<T>(xr[j] - max))),
-                           inv);
+      double p = __dmul_rn(
+          static_cast<double>(expOf(static_cast<T>(xr[j] - max))), inv);
       yr[j] = static_cast<T>(__dmul_rn(p - (j == label ? 1.0 : 0.0), coef));
     }
   }
@@ -667,10 +676,11 @@ __global__ void crossEntropyGradKernel(const float *dloss, const T *x,
 /// losses[row] as crossEntropyRowsKernel, then the row becomes the logits'
 /// gradient (0 where the row has no label).
 template <typename T>
-__global__ void linearCrossEntropyRowsKernel(
-    T *logits, const int64_t *labels, int64_t c0, int64_t cn, int64_t seq,
-    int64_t vocab, int64_t ignoreIndex, const int64_t *valid,
-    const float *dloss, double *losses) {
+__global__ void
+linearCrossEntropyRowsKernel(T *logits, const int64_t *labels, int64_t c0,
+                             int64_t cn, int64_t seq, int64_t vocab,
+                             int64_t ignoreIndex, const int64_t *valid,
+                             const float *dloss, double *losses) {
   int64_t n = *valid;
   double coef = n ? static_cast<double>(*dloss) / static_cast<double>(n) : 0.0;
   for (int64_t i = blockIdx.x; i < cn; i += gridDim.x) {
@@ -691,13 +701,12 @@ __global__ void linearCrossEntropyRowsKernel(
       sum += static_cast<double>(expOf(static_cast<T>(lr[j] - max)));
     sum = blockSumOf(sum);
     if (threadIdx.x == 0)
-      losses[row] = static_cast<double>(max) + ::log(sum) -
-                    static_cast<double>(atLabel);
+      losses[row] =
+          static_cast<double>(max) + ::log(sum) - static_cast<double>(atLabel);
     double scale = coef / sum;
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-      T v = static_cast<T>(
-          __dmul_rn(static_cast<double>(expOf(static_cast<T>(lr[j] - max))),
-                    scale));
+      T v = static_cast<T>(__dmul_rn(
+          static_cast<double>(expOf(static_cast<T>(lr[j] - max))), scale));
       if (j == label)
         v = static_cast<T>(static_cast<double>(v) - coef);
       lr[j] = v;
@@ -732,8 +741,8 @@ __global__ void sumSquaresKernel(NormLaunch launch, double *partials) {
   int64_t stride = int64_t(t.blocks) * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < t.size;
        i += stride) {
-    double v = t.kind == 0   ? static_cast<double>(
-                                 static_cast<const float *>(t.data)[i])
+    double v = t.kind == 0
+                   ? static_cast<double>(static_cast<const float *>(t.data)[i])
                : t.kind == 1 ? static_cast<const double *>(t.data)[i]
                              : static_cast<double>(__bfloat162float(
                                    static_cast<const bf16 *>(t.data)[i]));
@@ -762,13 +771,12 @@ __global__ void normFinishKernel(const double *partials, int64_t count,
 /// One torch AdamW step (Training.cpp's adamW); the scalars are read and the
 /// step's factors computed in double once per block.
 template <typename T>
-__global__ void adamWKernel(const T *param, const T *grad, const T *expAvg,
-                            const T *expAvgSq, const float *lrPtr,
-                            const int64_t *stepPtr, const float *decayPtr,
-                            const float *gradScalePtr, T *newParam,
-                            T *newExpAvg, T *newExpAvgSq, int64_t n,
-                            double beta1, double beta2, double eps,
-                            DataError *error) {
+__global__ void
+adamWKernel(const T *param, const T *grad, const T *expAvg, const T *expAvgSq,
+            const float *lrPtr, const int64_t *stepPtr, const float *decayPtr,
+            const float *gradScalePtr, T *newParam, T *newExpAvg,
+            T *newExpAvgSq, int64_t n, double beta1, double beta2, double eps,
+            DataError *error) {
   __shared__ T factors[3]; // decay, -step size, sqrt(bias correction 2)
   __shared__ int ok;
   if (threadIdx.x == 0) {
@@ -778,8 +786,7 @@ __global__ void adamWKernel(const T *param, const T *grad, const T *expAvg,
     ok = step >= 1 && lr >= 0 && weightDecay >= 0;
     if (!ok && blockIdx.x == 0) {
       if (step < 1)
-        recordDataError(error, DataErrorCode::BadStep, OpId::AdamW, step, 1,
-                        0);
+        recordDataError(error, DataErrorCode::BadStep, OpId::AdamW, step, 1, 0);
       else
         recordDataError(error, DataErrorCode::NegativeScalar, OpId::AdamW,
                         __float_as_int(lr >= 0 ? decayF : lrF), 0, 0);
@@ -847,8 +854,7 @@ Status applyDropout(Context &ctx, const ShapeText &shape, const float *x,
                     const TensorRef &rng, int64_t n, double dropout,
                     int64_t stream, float *out) {
   float s = static_cast<float>(1.0 / (1.0 - dropout));
-  dropoutKernel<float><<<blocksFor(n, kThreads), kThreads, 0,
-                         streamOf(ctx)>>>(
+  dropoutKernel<float><<<blocksFor(n, kThreads), kThreads, 0, streamOf(ctx)>>>(
       x, rng.as<const int64_t>(), static_cast<uint64_t>(stream),
       static_cast<float>(dropout), s, n, out);
   return checkLaunch(shape);
@@ -905,8 +911,8 @@ Status checkLabels(const ShapeText &shape, const TensorRef &labels,
 }
 
 /// Splits `shape` around `axis`: outer, size, inner.
-void aroundAxis(const Shape &shape, int64_t axis, int64_t &outer,
-                int64_t &size, int64_t &inner) {
+void aroundAxis(const Shape &shape, int64_t axis, int64_t &outer, int64_t &size,
+                int64_t &inner) {
   outer = 1;
   inner = 1;
   for (int64_t d = 0; d < axis; ++d)
@@ -1001,8 +1007,8 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
     }
     const char *a = static_cast<const char *>(lhs.data) + lOff * lm * inBytes;
     const char *b = static_cast<const char *>(rhs.data) + rOff * rm * inBytes;
-    char *d = static_cast<char *>(out.data) +
-              o * innermost.size * m * n * outBytes;
+    char *d =
+        static_cast<char *>(out.data) + o * innermost.size * m * n * outBytes;
     if (Status s = runGemm(ctx, shape, in, out.dtype, m, n, k,
                            {a, lda, transposeA, innermost.l * lm},
                            {b, ldb, transposeB, innermost.r * rm}, d,
@@ -1025,11 +1031,9 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
 Status loraMatmul(Context &ctx, const TensorRef &x, const TensorRef &w,
                   const TensorRef &a, const TensorRef &b, const TensorRef &out,
                   double scale, bool transposeB) {
-  ShapeText shape = describe("lora_matmul", {{"x", &x},
-                                             {"w", &w},
-                                             {"a", &a},
-                                             {"b", &b},
-                                             {"out", &out}});
+  ShapeText shape =
+      describe("lora_matmul",
+               {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
   if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
     return s;
   return loraForward(ctx, shape, x, w, a, b, nullptr, out, scale, 0.0, 0,
@@ -1041,11 +1045,9 @@ Status loraMatmulDropout(Context &ctx, const TensorRef &x, const TensorRef &w,
                          const TensorRef &rng, const TensorRef &out,
                          double scale, double dropout, int64_t stream,
                          bool transposeB) {
-  ShapeText shape = describe("lora_matmul", {{"x", &x},
-                                             {"w", &w},
-                                             {"a", &a},
-                                             {"b", &b},
-                                             {"out", &out}});
+  ShapeText shape =
+      describe("lora_matmul",
+               {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
   shape("dropout", dropout)("stream", stream);
   if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
     return s;
@@ -1063,13 +1065,12 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
                       const TensorRef &gradA, const TensorRef &gradB,
                       const TensorRef *gradX, double scale, double dropout,
                       int64_t stream, bool transposeB) {
-  ShapeText shape = describe("lora_matmul_grad", {{"dy", &dy},
-                                                  {"x", &x},
-                                                  {"w", &w},
-                                                  {"a", &a},
-                                                  {"b", &b}});
+  ShapeText shape =
+      describe("lora_matmul_grad",
+               {{"dy", &dy}, {"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}});
   shape("dropout", dropout)("stream", stream);
-  if (Status s = checkLoraOperands(shape, x, w, a, b, {&dy, &gradA, &gradB, gradX});
+  if (Status s =
+          checkLoraOperands(shape, x, w, a, b, {&dy, &gradA, &gradB, gradX});
       !s)
     return s;
   if (dy.rank() < 1)
@@ -1079,7 +1080,8 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
     if (Status s = checkRng(shape, *rng); !s)
       return s;
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
-  int64_t n = in ? elementsOf(x) / in : elementsOf(dy) / std::max<int64_t>(outDim, 1);
+  int64_t n =
+      in ? elementsOf(x) / in : elementsOf(dy) / std::max<int64_t>(outDim, 1);
   Scratch scratch(streamOf(ctx));
   const float *pdy = dy.as<const float>();
   const float *xp = x.as<const float>();
@@ -1087,8 +1089,8 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
     float *xd = nullptr;
     if (Status s = scratch.allocate(n * in, xd, shape); !s)
       return s;
-    if (Status s = applyDropout(ctx, shape, xp, *rng, n * in, dropout, stream,
-                                xd);
+    if (Status s =
+            applyDropout(ctx, shape, xp, *rng, n * in, dropout, stream, xd);
         !s)
       return s;
     xp = xd;
@@ -1104,13 +1106,15 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
                          {a.data, in, true}, u, 1, 1.0, 0.0);
       !s)
     return s;
-  if (Status s = runGemm(ctx, shape, f32, f32, n, r, outDim, {pdy, outDim, false},
-                         {b.data, r, false}, du, 1, scale, 0.0);
+  if (Status s =
+          runGemm(ctx, shape, f32, f32, n, r, outDim, {pdy, outDim, false},
+                  {b.data, r, false}, du, 1, scale, 0.0);
       !s)
     return s;
   // dB = scale · dyᵀ·u [out, r]; dA = duᵀ·x' [r, in].
-  if (Status s = runGemm(ctx, shape, f32, f32, outDim, r, n, {pdy, outDim, true},
-                         {u, r, false}, gradB.data, 1, scale, 0.0);
+  if (Status s =
+          runGemm(ctx, shape, f32, f32, outDim, r, n, {pdy, outDim, true},
+                  {u, r, false}, gradB.data, 1, scale, 0.0);
       !s)
     return s;
   if (Status s = runGemm(ctx, shape, f32, f32, r, in, n, {du, r, true},
@@ -1121,9 +1125,9 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
     return Status::success();
   // dx = dy·Wᵀ (w [in, out]) or dy·W (transposed: w [out, in]) ...
   float *dx = gradX->as<float>();
-  if (Status s = runGemm(ctx, shape, f32, f32, n, in, outDim,
-                         {pdy, outDim, false},
-                         {w.data, w.shape.back(), !transposeB}, dx, 1, 1.0, 0.0);
+  if (Status s =
+          runGemm(ctx, shape, f32, f32, n, in, outDim, {pdy, outDim, false},
+                  {w.data, w.shape.back(), !transposeB}, dx, 1, 1.0, 0.0);
       !s)
     return s;
   // ... + keep ⊙ (du·A) / (1 - p).
@@ -1139,11 +1143,11 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
                          {a.data, in, false}, t, 1, 1.0, 0.0);
       !s)
     return s;
-  dropoutAddKernel<float><<<blocksFor(n * in, kThreads), kThreads, 0,
-                            streamOf(ctx)>>>(
-      t, rng->as<const int64_t>(), static_cast<uint64_t>(stream),
-      static_cast<float>(dropout), static_cast<float>(1.0 / (1.0 - dropout)),
-      n * in, dx);
+  dropoutAddKernel<float>
+      <<<blocksFor(n * in, kThreads), kThreads, 0, streamOf(ctx)>>>(
+          t, rng->as<const int64_t>(), static_cast<uint64_t>(stream),
+          static_cast<float>(dropout),
+          static_cast<float>(1.0 / (1.0 - dropout)), n * in, dx);
   return checkLaunch(shape);
 }
 
@@ -1172,15 +1176,15 @@ Status softmax(Context &ctx, const TensorRef &input, const TensorRef &out,
       softmaxRowsKernel<T><<<rowBlocks(outer), kThreads, 0, streamOf(ctx)>>>(
           x, y, outer, size, log);
     else
-      softmaxLinesKernel<T><<<blocksFor(outer * inner, kThreads), kThreads, 0,
-                              streamOf(ctx)>>>(x, y, outer, size, inner, log);
+      softmaxLinesKernel<T>
+          <<<blocksFor(outer * inner, kThreads), kThreads, 0, streamOf(ctx)>>>(
+              x, y, outer, size, inner, log);
     return checkLaunch(shape);
   });
 }
 
-Status softmaxGrad(Context &ctx, const TensorRef &grad,
-                   const TensorRef &output, const TensorRef &out,
-                   int64_t axis) {
+Status softmaxGrad(Context &ctx, const TensorRef &grad, const TensorRef &output,
+                   const TensorRef &out, int64_t axis) {
   ShapeText shape = describe(
       "softmax_grad", {{"grad", &grad}, {"output", &output}, {"out", &out}});
   shape("axis", axis);
@@ -1197,12 +1201,13 @@ Status softmaxGrad(Context &ctx, const TensorRef &grad,
     const T *dy = grad.as<const T>(), *y = output.as<const T>();
     T *dx = out.as<T>();
     if (inner == 1)
-      softmaxGradRowsKernel<T><<<rowBlocks(outer), kThreads, 0,
-                                 streamOf(ctx)>>>(dy, y, dx, outer, size);
+      softmaxGradRowsKernel<T>
+          <<<rowBlocks(outer), kThreads, 0, streamOf(ctx)>>>(dy, y, dx, outer,
+                                                             size);
     else
-      softmaxGradLinesKernel<T><<<blocksFor(outer * inner, kThreads), kThreads,
-                                  0, streamOf(ctx)>>>(dy, y, dx, outer, size,
-                                                      inner);
+      softmaxGradLinesKernel<T>
+          <<<blocksFor(outer * inner, kThreads), kThreads, 0, streamOf(ctx)>>>(
+              dy, y, dx, outer, size, inner);
     return checkLaunch(shape);
   });
 }
@@ -1224,10 +1229,9 @@ Status normRows(const ShapeText &shape, const TensorRef &input, int64_t axis,
 Status layerNorm(Context &ctx, const TensorRef &input, const TensorRef &scale,
                  const TensorRef *bias, const TensorRef &out, int64_t axis,
                  double epsilon) {
-  ShapeText shape = describe("layer_norm", {{"input", &input},
-                                            {"scale", &scale},
-                                            {"bias", bias},
-                                            {"out", &out}});
+  ShapeText shape = describe(
+      "layer_norm",
+      {{"input", &input}, {"scale", &scale}, {"bias", bias}, {"out", &out}});
   shape("axis", axis);
   int64_t rows, size;
   if (Status s = normRows(shape, input, axis, rows, size); !s)
@@ -1240,8 +1244,7 @@ Status layerNorm(Context &ctx, const TensorRef &input, const TensorRef &scale,
       return Status::success();
     layerNormKernel<T><<<rowBlocks(rows), kThreads, 0, streamOf(ctx)>>>(
         input.as<const T>(), scale.as<const T>(),
-        bias ? bias->as<const T>() : nullptr, out.as<T>(), rows, size,
-        epsilon);
+        bias ? bias->as<const T>() : nullptr, out.as<T>(), rows, size, epsilon);
     return checkLaunch(shape);
   });
 }
@@ -1270,10 +1273,9 @@ Status rmsNorm(Context &ctx, const TensorRef &input, const TensorRef &scale,
 Status layerNormGrad(Context &ctx, const TensorRef &grad,
                      const TensorRef &input, const TensorRef &scale,
                      const TensorRef &out, int64_t axis, double epsilon) {
-  ShapeText shape = describe("layer_norm_grad", {{"grad", &grad},
-                                                 {"input", &input},
-                                                 {"scale", &scale},
-                                                 {"out", &out}});
+  ShapeText shape = describe(
+      "layer_norm_grad",
+      {{"grad", &grad}, {"input", &input}, {"scale", &scale}, {"out", &out}});
   shape("axis", axis);
   int64_t rows, size;
   if (Status s = normRows(shape, input, axis, rows, size); !s)
@@ -1310,8 +1312,9 @@ Status countLabels(Context &ctx, const ShapeText &shape,
 Status crossEntropy(Context &ctx, const TensorRef &logits,
                     const TensorRef &labels, const TensorRef &out,
                     int64_t ignoreIndex) {
-  ShapeText shape = describe(
-      "cross_entropy", {{"logits", &logits}, {"labels", &labels}, {"out", &out}});
+  ShapeText shape =
+      describe("cross_entropy",
+               {{"logits", &logits}, {"labels", &labels}, {"out", &out}});
   if (logits.rank() != 3)
     return fail(shape, "logits must be [B, S, V]");
   int64_t batch = logits.shape[0], seq = logits.shape[1],
@@ -1335,10 +1338,10 @@ Status crossEntropy(Context &ctx, const TensorRef &logits,
         !s)
       return s;
     if (rows > 0) {
-      crossEntropyRowsKernel<T><<<rowBlocks(rows), kThreads, 0,
-                                  streamOf(ctx)>>>(
-          logits.as<const T>(), labels.as<const int64_t>(), rows, seq, vocab,
-          ignoreIndex, losses);
+      crossEntropyRowsKernel<T>
+          <<<rowBlocks(rows), kThreads, 0, streamOf(ctx)>>>(
+              logits.as<const T>(), labels.as<const int64_t>(), rows, seq,
+              vocab, ignoreIndex, losses);
       if (Status s = checkLaunch(shape); !s)
         return s;
     }
@@ -1378,8 +1381,7 @@ Status crossEntropyGrad(Context &ctx, const TensorRef &dloss,
       return s;
     if (rows == 0 || vocab == 0)
       return Status::success();
-    crossEntropyGradKernel<T><<<rowBlocks(rows), kThreads, 0,
-                                streamOf(ctx)>>>(
+    crossEntropyGradKernel<T><<<rowBlocks(rows), kThreads, 0, streamOf(ctx)>>>(
         dloss.as<const float>(), logits.as<const T>(),
         labels.as<const int64_t>(), valid, out.as<T>(), rows, seq, vocab,
         ignoreIndex);
@@ -1392,10 +1394,11 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
                           const TensorRef &dloss, const TensorRef &loss,
                           const TensorRef &gradInput, int64_t ignoreIndex,
                           bool transposeB) {
-  ShapeText shape = describe("linear_cross_entropy", {{"input", &input},
-                                                      {"weight", &weight},
-                                                      {"labels", &labels},
-                                                      {"gradInput", &gradInput}});
+  ShapeText shape =
+      describe("linear_cross_entropy", {{"input", &input},
+                                        {"weight", &weight},
+                                        {"labels", &labels},
+                                        {"gradInput", &gradInput}});
   if (!allOf(DType::F32, {&input, &weight, &gradInput}))
     return fail(shape, std::string("unsupported element type ") +
                            typeName(input.dtype) + " (f32 only)");
@@ -1416,8 +1419,8 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
     return s;
   if (Status s = scratch.allocate(rows, losses, shape); !s)
     return s;
-  if (Status s = countLabels(ctx, shape, labels, batch, seq, vocab,
-                             ignoreIndex, OpId::LinearCrossEntropy, valid);
+  if (Status s = countLabels(ctx, shape, labels, batch, seq, vocab, ignoreIndex,
+                             OpId::LinearCrossEntropy, valid);
       !s)
     return s;
   // Every row is multiplied out (which rows have a label is only known on
@@ -1434,31 +1437,31 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
     float *dx = gradInput.as<float>();
     for (int64_t c0 = 0; c0 < rows; c0 += chunk) {
       int64_t cn = std::min(chunk, rows - c0);
-      if (Status s = runGemm(ctx, shape, DType::F32, DType::F32, cn, vocab,
-                             dim, {x + c0 * dim, dim, false},
-                             {weight.data, ldw, transposeB}, logits, 1, 1.0,
-                             0.0);
+      if (Status s =
+              runGemm(ctx, shape, DType::F32, DType::F32, cn, vocab, dim,
+                      {x + c0 * dim, dim, false},
+                      {weight.data, ldw, transposeB}, logits, 1, 1.0, 0.0);
           !s)
         return s;
       if (vocab > 0) {
-        linearCrossEntropyRowsKernel<float><<<rowBlocks(cn), kThreads, 0,
-                                              streamOf(ctx)>>>(
-            logits, labels.as<const int64_t>(), c0, cn, seq, vocab,
-            ignoreIndex, valid, dloss.as<const float>(), losses);
+        linearCrossEntropyRowsKernel<float>
+            <<<rowBlocks(cn), kThreads, 0, streamOf(ctx)>>>(
+                logits, labels.as<const int64_t>(), c0, cn, seq, vocab,
+                ignoreIndex, valid, dloss.as<const float>(), losses);
         if (Status s = checkLaunch(shape); !s)
           return s;
       } else {
-        if (Status s = check(cudaMemsetAsync(losses + c0, 0,
-                                             cn * sizeof(double),
-                                             streamOf(ctx)),
-                             shape, "cudaMemsetAsync");
+        if (Status s =
+                check(cudaMemsetAsync(losses + c0, 0, cn * sizeof(double),
+                                      streamOf(ctx)),
+                      shape, "cudaMemsetAsync");
             !s)
           return s;
       }
-      if (Status s = runGemm(ctx, shape, DType::F32, DType::F32, cn, dim,
-                             vocab, {logits, vocab, false},
-                             {weight.data, ldw, !transposeB}, dx + c0 * dim, 1,
-                             1.0, 0.0);
+      if (Status s =
+              runGemm(ctx, shape, DType::F32, DType::F32, cn, dim, vocab,
+                      {logits, vocab, false}, {weight.data, ldw, !transposeB},
+                      dx + c0 * dim, 1, 1.0, 0.0);
           !s)
         return s;
     }
@@ -1487,8 +1490,8 @@ Status globalNorm(Context &ctx, const std::vector<TensorRef> &inputs,
                                             : -1;
     if (kind < 0)
       return fail(shape, std::string("unsupported element type ") +
-                             typeName(t.dtype) + " of input " +
-                             tensorText(t) + " (f32, f64 and bf16)");
+                             typeName(t.dtype) + " of input " + tensorText(t) +
+                             " (f32, f64 and bf16)");
     int64_t n = elementsOf(t);
     int32_t blocks = static_cast<int32_t>(std::clamp<int64_t>(
         (n + 8 * kThreads - 1) / (8 * kThreads), 1, kMaxNormBlocks));

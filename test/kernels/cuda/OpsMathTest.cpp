@@ -110,8 +110,8 @@ TEST_F(OpsMathTest, MatmulF32MatchesCpuWithBroadcastBatches) {
   uint32_t seed = 1;
   for (const MatmulCase &c : kMatmulCases) {
     SCOPED_TRACE(testing::Message()
-                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs) << " ta="
-                 << c.ta << " tb=" << c.tb);
+                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs)
+                 << " ta=" << c.ta << " tb=" << c.tb);
     F32 lhs = F32::random(c.lhs, seed++), rhs = F32::random(c.rhs, seed++);
     // Garbage in the result: k = 0 must write zeros.
     F32 out(c.out, std::vector<float>(numElements(c.out), 7.f));
@@ -126,17 +126,19 @@ TEST_F(OpsMathTest, MatmulBF16) {
   uint32_t seed = 100;
   for (const MatmulCase &c : kMatmulCases) {
     SCOPED_TRACE(testing::Message()
-                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs) << " ta="
-                 << c.ta << " tb=" << c.tb);
+                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs)
+                 << " ta=" << c.ta << " tb=" << c.tb);
     // bf16 operands (the fp32 reference on the rounded values is exact up
     // to summation order), bf16 and f32 results.
     auto lhs = roundedToBF16(randomVector(numElements(c.lhs), seed++));
     auto rhs = roundedToBF16(randomVector(numElements(c.rhs), seed++));
     int64_t n = numElements(c.out);
     std::vector<float> exact(n);
-    cpu::matmul({lhs.data(), DType::F32, c.lhs}, {rhs.data(), DType::F32, c.rhs},
+    cpu::matmul({lhs.data(), DType::F32, c.lhs},
+                {rhs.data(), DType::F32, c.rhs},
                 {exact.data(), DType::F32, c.out}, c.ta, c.tb);
-    DeviceBuffer dl = toDevice(lhs, DType::BF16), dr = toDevice(rhs, DType::BF16);
+    DeviceBuffer dl = toDevice(lhs, DType::BF16),
+                 dr = toDevice(rhs, DType::BF16);
     for (DType outType : {DType::BF16, DType::F32}) {
       DeviceBuffer dOut = toDevice(std::vector<float>(n, 7.f), outType);
       VLORA_ASSERT_OK(ops::matmul(*ctx, {dl.data(), DType::BF16, c.lhs},
@@ -152,8 +154,8 @@ TEST_F(OpsMathTest, MatmulF64) {
   uint32_t seed = 150;
   for (const MatmulCase &c : kMatmulCases) {
     SCOPED_TRACE(testing::Message()
-                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs) << " ta="
-                 << c.ta << " tb=" << c.tb);
+                 << shapeLabel(c.lhs) << " x " << shapeLabel(c.rhs)
+                 << " ta=" << c.ta << " tb=" << c.tb);
     Twin<double> lhs = Twin<double>::random(c.lhs, seed++),
                  rhs = Twin<double>::random(c.rhs, seed++);
     Twin<double> out(c.out, std::vector<double>(numElements(c.out), 7.0));
@@ -205,9 +207,9 @@ TEST_F(OpsMathTest, LoraMatmulAndDropoutMatchCpu) {
   uint32_t seed = 200;
   for (const LoraCase &c : kLoraCases) {
     for (double dropout : {0.0, 0.3}) {
-      SCOPED_TRACE(testing::Message() << "x=" << shapeLabel(c.x) << " out="
-                                      << c.out << " r=" << c.rank
-                                      << " tb=" << c.tb << " p=" << dropout);
+      SCOPED_TRACE(testing::Message()
+                   << "x=" << shapeLabel(c.x) << " out=" << c.out
+                   << " r=" << c.rank << " tb=" << c.tb << " p=" << dropout);
       int64_t in = c.x.back();
       F32 x = F32::random(c.x, seed++), w = F32::random(weightShape(c), seed++),
           a = F32::random({c.rank, in}, seed++),
@@ -250,8 +252,8 @@ TEST_F(OpsMathTest, LoraDropoutMaskIsTheCpuMaskExactly) {
     rng.upload();
     F32 y = F32::zeros({rows, in});
     VLORA_ASSERT_OK(ops::loraMatmulDropout(*ctx, x.gpu(), w.gpu(), a.gpu(),
-                                           b.gpu(), rng.gpu(), y.gpu(), 1.0,
-                                           p, 11, false));
+                                           b.gpu(), rng.gpu(), y.gpu(), 1.0, p,
+                                           11, false));
     cpu::loraMatmulDropout(x.cpu(), w.cpu(), a.cpu(), b.cpu(), rng.cpu(),
                            y.cpu(), 1.0, p, 11, false);
     expectTwin("dropout mask", y, 0, 0);
@@ -278,12 +280,13 @@ TEST_F(OpsMathTest, LoraMatmulGradMatchesCpu) {
                      << " r=" << c.rank << " tb=" << c.tb << " p=" << dropout
                      << " gradX=" << withGradX);
         int64_t in = c.x.back();
-        F32 x = F32::random(c.x, seed++), w = F32::random(weightShape(c), seed++),
+        F32 x = F32::random(c.x, seed++),
+            w = F32::random(weightShape(c), seed++),
             a = F32::random({c.rank, in}, seed++),
             b = F32::random({c.out, c.rank}, seed++),
             dy = F32::random(outShape(c), seed++);
-        F32 gradA = F32::zeros({c.rank, in}), gradB = F32::zeros({c.out, c.rank}),
-            gradX = F32::zeros(c.x);
+        F32 gradA = F32::zeros({c.rank, in}),
+            gradB = F32::zeros({c.out, c.rank}), gradX = F32::zeros(c.x);
         I64 rng({2}, {5555, 3});
         TensorRef gx = gradX.gpu(), cx = gradX.cpu();
         TensorRef grng = rng.gpu(), crng = rng.cpu();
@@ -313,16 +316,16 @@ struct AxisCase {
   int64_t axis;
 };
 const AxisCase kAxisCases[] = {
-    {{4, 37}, 1},     {{3, 5, 7}, 1}, {{3, 5, 7}, 0},   {{3, 5, 7}, 2},
-    {{2, 3, 1000}, 2}, {{6, 1}, 1},   {{2, 3, 1537}, 1}, {{1}, 0},
+    {{4, 37}, 1},      {{3, 5, 7}, 1}, {{3, 5, 7}, 0},    {{3, 5, 7}, 2},
+    {{2, 3, 1000}, 2}, {{6, 1}, 1},    {{2, 3, 1537}, 1}, {{1}, 0},
 };
 
 TEST_F(OpsMathTest, SoftmaxAnyAxis) {
   uint32_t seed = 500;
   for (const AxisCase &c : kAxisCases)
     for (bool log : {false, true}) {
-      SCOPED_TRACE(testing::Message() << shapeLabel(c.shape) << " axis="
-                                      << c.axis << " log=" << log);
+      SCOPED_TRACE(testing::Message() << shapeLabel(c.shape)
+                                      << " axis=" << c.axis << " log=" << log);
       F32 x = F32::random(c.shape, seed++, -6, 6), y = F32::zeros(c.shape);
       VLORA_ASSERT_OK(ops::softmax(*ctx, x.gpu(), y.gpu(), c.axis, log));
       cpu::softmax(x.cpu(), y.cpu(), c.axis, log);
@@ -352,8 +355,7 @@ TEST_F(OpsMathTest, SoftmaxGradAnyAxisAndInPlace) {
       const F32 &target = inPlace ? dy : dx;
       VLORA_ASSERT_OK(
           ops::softmaxGrad(*ctx, dy.gpu(), y.gpu(), target.gpu(), c.axis));
-      expectClose("softmax_grad", asFloat(target.download()), want, 1e-6,
-                  1e-4);
+      expectClose("softmax_grad", asFloat(target.download()), want, 1e-6, 1e-4);
     }
 }
 
@@ -362,8 +364,8 @@ TEST_F(OpsMathTest, LayerNormAndRmsNormOverTrailingDims) {
   const AxisCase cases[] = {{{4, 6, 10}, 2}, {{4, 6, 10}, 1}, {{4, 6, 10}, 0},
                             {{3, 1537}, 1},  {{5, 1}, 1},     {{2, 3}, 0}};
   for (const AxisCase &c : cases) {
-    SCOPED_TRACE(testing::Message() << shapeLabel(c.shape) << " axis="
-                                    << c.axis);
+    SCOPED_TRACE(testing::Message()
+                 << shapeLabel(c.shape) << " axis=" << c.axis);
     Shape norm(c.shape.begin() + c.axis, c.shape.end());
     F32 x = F32::random(c.shape, seed++, -2, 3), g = F32::random(norm, seed++),
         bias = F32::random(norm, seed++);
@@ -378,7 +380,8 @@ TEST_F(OpsMathTest, LayerNormAndRmsNormOverTrailingDims) {
       expectTwin(withBias ? "layer_norm (bias)" : "layer_norm", y, 1e-5, 1e-5);
     }
     F32 y = F32::zeros(c.shape);
-    VLORA_ASSERT_OK(ops::rmsNorm(*ctx, x.gpu(), g.gpu(), y.gpu(), c.axis, 1e-6));
+    VLORA_ASSERT_OK(
+        ops::rmsNorm(*ctx, x.gpu(), g.gpu(), y.gpu(), c.axis, 1e-6));
     cpu::rmsNorm(x.cpu(), g.cpu(), y.cpu(), c.axis, 1e-6);
     expectTwin("rms_norm", y, 1e-5, 1e-5);
   }
@@ -393,15 +396,16 @@ TEST_F(OpsMathTest, LayerNormAndRmsNormOverTrailingDims) {
 
 TEST_F(OpsMathTest, LayerNormGradAndInPlace) {
   uint32_t seed = 800;
-  const AxisCase cases[] = {{{4, 6, 10}, 2}, {{4, 6, 10}, 1}, {{3, 1537}, 1},
-                            {{5, 2}, 1}};
+  const AxisCase cases[] = {
+      {{4, 6, 10}, 2}, {{4, 6, 10}, 1}, {{3, 1537}, 1}, {{5, 2}, 1}};
   for (const AxisCase &c : cases)
     for (int where : {0, 1, 2}) { // out separate, on grad, on input
       SCOPED_TRACE(testing::Message() << shapeLabel(c.shape) << " axis="
                                       << c.axis << " where=" << where);
       Shape norm(c.shape.begin() + c.axis, c.shape.end());
-      F32 x = F32::random(c.shape, seed++, -2, 3), g = F32::random(norm, seed++),
-          dy = F32::random(c.shape, seed++), dx = F32::zeros(c.shape);
+      F32 x = F32::random(c.shape, seed++, -2, 3),
+          g = F32::random(norm, seed++), dy = F32::random(c.shape, seed++),
+          dx = F32::zeros(c.shape);
       std::vector<float> want(dx.host.size());
       cpu::layerNormGrad(dy.cpu(), x.cpu(), g.cpu(),
                          {want.data(), DType::F32, c.shape}, c.axis, 1e-5);
@@ -434,14 +438,13 @@ TEST_F(OpsMathTest, CrossEntropyLossAndGradient) {
   uint32_t seed = 900;
   for (auto [batch, seq, vocab] : shapes)
     for (bool inPlace : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "B=" << batch << " S=" << seq
-                                      << " V=" << vocab << " inPlace="
-                                      << inPlace);
+      SCOPED_TRACE(testing::Message() << "B=" << batch << " S=" << seq << " V="
+                                      << vocab << " inPlace=" << inPlace);
       F32 logits = F32::random({batch, seq, vocab}, seed++, -4, 4);
       I64 labels({batch, seq}, makeLabels(batch, seq, vocab, seed++));
       F32 loss = F32::zeros({}), dloss({}, {0.7f});
-      VLORA_ASSERT_OK(
-          ops::crossEntropy(*ctx, logits.gpu(), labels.gpu(), loss.gpu(), -100));
+      VLORA_ASSERT_OK(ops::crossEntropy(*ctx, logits.gpu(), labels.gpu(),
+                                        loss.gpu(), -100));
       cpu::crossEntropy(logits.cpu(), labels.cpu(), loss.cpu(), -100);
       std::vector<float> got = loss.download();
       if (std::isnan(loss.host[0]))
@@ -517,14 +520,14 @@ TEST_F(OpsMathTest, LinearCrossEntropyMatchesCpu) {
   uint32_t seed = 1000;
   for (auto [batch, seq, dim, vocab] : shapes)
     for (bool tb : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "B=" << batch << " S=" << seq
-                                      << " D=" << dim << " V=" << vocab
-                                      << " tb=" << tb);
+      SCOPED_TRACE(testing::Message() << "B=" << batch << " S=" << seq << " D="
+                                      << dim << " V=" << vocab << " tb=" << tb);
       F32 input = F32::random({batch, seq, dim}, seed++),
-          weight = F32::random(tb ? Shape{vocab, dim} : Shape{dim, vocab},
-                               seed++);
+          weight =
+              F32::random(tb ? Shape{vocab, dim} : Shape{dim, vocab}, seed++);
       I64 labels({batch, seq}, makeLabels(batch, seq, vocab, seed++));
-      F32 dloss({}, {1.3f}), loss = F32::zeros({}),
+      F32 dloss({}, {1.3f}),
+          loss = F32::zeros({}),
           gradInput({batch, seq, dim},
                     std::vector<float>(batch * seq * dim, 9.f));
       VLORA_ASSERT_OK(ops::linearCrossEntropy(
@@ -621,9 +624,9 @@ TEST_F(OpsMathTest, AdamWBadScalarsAreReportedAndChangeNothing) {
   F32 lr({}, {1e-2f}), decay({}, {0.1f});
   I64 step({}, {0});
   auto call = [&]() {
-    return ops::adamW(*ctx, param.gpu(), grad.gpu(), m.gpu(), v.gpu(),
-                      lr.gpu(), step.gpu(), decay.gpu(), nullptr, param.gpu(),
-                      m.gpu(), v.gpu(), 0.9, 0.999, 1e-8);
+    return ops::adamW(*ctx, param.gpu(), grad.gpu(), m.gpu(), v.gpu(), lr.gpu(),
+                      step.gpu(), decay.gpu(), nullptr, param.gpu(), m.gpu(),
+                      v.gpu(), 0.9, 0.999, 1e-8);
   };
   VLORA_ASSERT_OK(call());
   expectRefused(ops::takeDataError(*ctx), "adamw_update", "step 0");
