@@ -11,10 +11,12 @@
 #define VLORA_KERNELS_CUDA_OPSCOMMON_CUH
 
 #include "Primitives.cuh"
+#include "vlora/kernels/Ops.h"
 
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 namespace vlora::kernels::cuda::detail {
@@ -68,6 +70,71 @@ __device__ inline void recordDataError(DataError *record, DataErrorCode code,
 // Strided index spaces and element conversions (OpsElementwise.cu and
 // OpsData.cu)
 //===----------------------------------------------------------------------===//
+
+/// The Tensor.h / Ops.h helpers, defined here again so that the CUDA library
+/// does not need vlora_kernels_cpu (where those are defined) at link time.
+inline size_t opsElementSize(DType dtype) {
+  switch (dtype) {
+  case DType::F64:
+  case DType::I64:
+    return 8;
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F16:
+  case DType::BF16:
+  case DType::I16:
+    return 2;
+  default:
+    return 1;
+  }
+}
+inline int64_t opsCount(const Shape &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+inline int64_t opsNumel(const TensorRef &t) { return opsCount(t.shape); }
+inline size_t opsBytes(const TensorRef &t) {
+  return static_cast<size_t>(opsNumel(t)) * opsElementSize(t.dtype);
+}
+inline const char *opsTypeName(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return "f32";
+  case DType::F64:
+    return "f64";
+  case DType::F16:
+    return "f16";
+  case DType::BF16:
+    return "bf16";
+  case DType::I64:
+    return "i64";
+  case DType::I32:
+    return "i32";
+  case DType::I16:
+    return "i16";
+  case DType::I8:
+    return "i8";
+  case DType::U8:
+    return "u8";
+  case DType::Bool:
+    return "i1";
+  }
+  return "?";
+}
+inline std::string opsShapeString(const Shape &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+inline bool opsIsCompare(BinaryOp op) {
+  return op == BinaryOp::Equal || op == BinaryOp::Less ||
+         op == BinaryOp::LessEqual || op == BinaryOp::Greater ||
+         op == BinaryOp::GreaterEqual;
+}
 
 /// The most dimensions a strided op kernel walks (after merging).
 constexpr int kMaxOpRank = 8;
@@ -274,20 +341,36 @@ template <typename D> __host__ __device__ inline D saturatingTrunc(double v) {
 __host__ __device__ inline void storeFromDouble(void *y, int64_t i, DType dst,
                                                 double v) {
   switch (dst) {
-  case DType::F32: static_cast<float *>(y)[i] = static_cast<float>(v); return;
-  case DType::F64: static_cast<double *>(y)[i] = v; return;
+  case DType::F32:
+    static_cast<float *>(y)[i] = static_cast<float>(v);
+    return;
+  case DType::F64:
+    static_cast<double *>(y)[i] = v;
+    return;
   case DType::F16:
     static_cast<Half16 *>(y)[i] = toHalf16(static_cast<float>(v));
     return;
   case DType::BF16:
     static_cast<BFloat16Bits *>(y)[i] = toBFloat16Bits(static_cast<float>(v));
     return;
-  case DType::I64: static_cast<int64_t *>(y)[i] = saturatingTrunc<int64_t>(v); return;
-  case DType::I32: static_cast<int32_t *>(y)[i] = saturatingTrunc<int32_t>(v); return;
-  case DType::I16: static_cast<int16_t *>(y)[i] = saturatingTrunc<int16_t>(v); return;
-  case DType::I8: static_cast<int8_t *>(y)[i] = saturatingTrunc<int8_t>(v); return;
-  case DType::U8: static_cast<uint8_t *>(y)[i] = saturatingTrunc<uint8_t>(v); return;
-  case DType::Bool: static_cast<uint8_t *>(y)[i] = v != 0.0 || v != v; return;
+  case DType::I64:
+    static_cast<int64_t *>(y)[i] = saturatingTrunc<int64_t>(v);
+    return;
+  case DType::I32:
+    static_cast<int32_t *>(y)[i] = saturatingTrunc<int32_t>(v);
+    return;
+  case DType::I16:
+    static_cast<int16_t *>(y)[i] = saturatingTrunc<int16_t>(v);
+    return;
+  case DType::I8:
+    static_cast<int8_t *>(y)[i] = saturatingTrunc<int8_t>(v);
+    return;
+  case DType::U8:
+    static_cast<uint8_t *>(y)[i] = saturatingTrunc<uint8_t>(v);
+    return;
+  case DType::Bool:
+    static_cast<uint8_t *>(y)[i] = v != 0.0 || v != v;
+    return;
   }
 }
 
@@ -296,27 +379,44 @@ __host__ __device__ inline void storeFromDouble(void *y, int64_t i, DType dst,
 __host__ __device__ inline void storeFromInt(void *y, int64_t i, DType dst,
                                              int64_t v) {
   switch (dst) {
-  case DType::F32: static_cast<float *>(y)[i] = static_cast<float>(v); return;
-  case DType::F64: static_cast<double *>(y)[i] = static_cast<double>(v); return;
+  case DType::F32:
+    static_cast<float *>(y)[i] = static_cast<float>(v);
+    return;
+  case DType::F64:
+    static_cast<double *>(y)[i] = static_cast<double>(v);
+    return;
   case DType::F16:
     static_cast<Half16 *>(y)[i] = toHalf16(static_cast<float>(v));
     return;
   case DType::BF16:
     static_cast<BFloat16Bits *>(y)[i] = toBFloat16Bits(static_cast<float>(v));
     return;
-  case DType::I64: static_cast<int64_t *>(y)[i] = v; return;
-  case DType::I32: static_cast<int32_t *>(y)[i] = static_cast<int32_t>(v); return;
-  case DType::I16: static_cast<int16_t *>(y)[i] = static_cast<int16_t>(v); return;
-  case DType::I8: static_cast<int8_t *>(y)[i] = static_cast<int8_t>(v); return;
-  case DType::U8: static_cast<uint8_t *>(y)[i] = static_cast<uint8_t>(v); return;
-  case DType::Bool: static_cast<uint8_t *>(y)[i] = v != 0; return;
+  case DType::I64:
+    static_cast<int64_t *>(y)[i] = v;
+    return;
+  case DType::I32:
+    static_cast<int32_t *>(y)[i] = static_cast<int32_t>(v);
+    return;
+  case DType::I16:
+    static_cast<int16_t *>(y)[i] = static_cast<int16_t>(v);
+    return;
+  case DType::I8:
+    static_cast<int8_t *>(y)[i] = static_cast<int8_t>(v);
+    return;
+  case DType::U8:
+    static_cast<uint8_t *>(y)[i] = static_cast<uint8_t>(v);
+    return;
+  case DType::Bool:
+    static_cast<uint8_t *>(y)[i] = v != 0;
+    return;
   }
 }
 
 /// "dtype=f32, shape=[2, 3]" parts of an op's error message.
 inline ShapeText &describeTensor(ShapeText &text, const char *name,
                                  const TensorRef &t) {
-  return text(name, std::string(dtypeName(t.dtype)) + shapeString(t.shape));
+  return text(name,
+              std::string(opsTypeName(t.dtype)) + opsShapeString(t.shape));
 }
 
 } // namespace vlora::kernels::cuda::detail
