@@ -3,7 +3,8 @@
 // The one interface between the runtime and a device. A backend owns the
 // arena in its memory, places weights and constants where its kernels can
 // read them, executes the steps, and copies values to and from the host.
-// `cpu` is here; `cuda` plugs in behind the same interface.
+// `cpu` (runtime/cpu) is always built; `cuda` (runtime/cuda) when the CUDA
+// toolkit was found at configure time.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,14 +35,23 @@ public:
   virtual Status write(uint32_t value, const void *host) = 0;
   /// Executes every step in order.
   virtual Status run() = 0;
+  /// Executes step `index` alone, after the steps before it (differential
+  /// checks run two backends side by side, step by step). Errors name the
+  /// step.
+  virtual Status runStep(size_t index) = 0;
   /// Copies value `value` (any storage) to the host.
   virtual Status read(uint32_t value, void *host) = 0;
 };
 
-/// "cpu" (CUDA comes later); errors list the known devices.
+/// "cpu" or "cuda"; errors list the known devices, say when this build has
+/// no CUDA and when no CUDA device is usable.
 Expected<std::unique_ptr<Backend>> createBackend(const std::string &device);
 
 std::unique_ptr<Backend> createCpuBackend();
+
+/// Only in builds with CUDA (VLORA_HAVE_CUDA): fails when no CUDA device is
+/// usable (no driver, no device).
+Expected<std::unique_ptr<Backend>> createCudaBackend();
 
 } // namespace vlora::runtime
 

@@ -26,6 +26,27 @@ if os.path.isdir("/usr/share/libonnx-testdata/data/node"):
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 
+# Feature `cuda-device`: this build has the CUDA backend (--device cuda) and
+# `nvidia-smi -L` lists a GPU. The GPU tests (test/cuda) say `REQUIRES:
+# cuda-device` and are UNSUPPORTED without one; the test that --device cuda
+# fails cleanly says `UNSUPPORTED: cuda-device`.
+def has_cuda_device():
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+if getattr(config, "vlora_cuda_backend", False) and has_cuda_device():
+    config.available_features.add("cuda-device")
+
 # Sanitizer builds: libLLVM is not instrumented, so the poisoning that LLVM's
 # allocators do in inline code would be reported falsely; everything else is
 # checked, and any report fails the test.

@@ -130,6 +130,18 @@ public:
     return Status::success();
   }
 
+  Status runStep(size_t index) override {
+    const ProgramStep &step = program_->steps[index];
+    try {
+      execute(step);
+    } catch (const std::bad_alloc &) {
+      return Error(step.describe(index) + ": out of memory");
+    } catch (const std::exception &e) {
+      return Error(step.describe(index) + ": " + e.what());
+    }
+    return Status::success();
+  }
+
 private:
   DType dtypeOf(const ProgramStep &s, size_t input) const {
     return program_->values[s.inputs[input]].dtype;
@@ -292,13 +304,5 @@ private:
 } // namespace
 
 std::unique_ptr<Backend> createCpuBackend() { return std::make_unique<CpuBackend>(); }
-
-Expected<std::unique_ptr<Backend>> createBackend(const std::string &device) {
-  if (device == "cpu")
-    return createCpuBackend();
-  if (device == "cuda")
-    return Error("device 'cuda' is not available in this build (known devices: cpu)");
-  return Error("unknown device '" + device + "' (known devices: cpu)");
-}
 
 } // namespace vlora::runtime

@@ -14,7 +14,7 @@ using runtime::Status;
 
 std::string trainUsage() {
   return "usage: vlora-train BUNDLE/ --data TRAIN.safetensors --output-dir OUT/ [options]\n"
-         "  --device cpu\n"
+         "  --device cpu|cuda                  (cpu)\n"
          "  --learning-rate F                  (5e-5)\n"
          "  --per-device-train-batch-size N    (the bundle's compiled batch size)\n"
          "  --gradient-accumulation-steps N    (1)\n"

@@ -107,7 +107,7 @@ TEST_F(VloraRun, UsageErrors) {
   EXPECT_NE(r.output.find("--inputs needs a file"), std::string::npos);
   r = runTool("'" + bundle + "' --inputs a --outputs b --device tpu");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.output.find("unknown device 'tpu' (known devices: cpu)"), std::string::npos);
+  EXPECT_NE(r.output.find("unknown device 'tpu' (known devices: cpu, cuda)"), std::string::npos);
 }
 
 TEST_F(VloraRun, CorruptPlan) {

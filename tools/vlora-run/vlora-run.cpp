@@ -1,7 +1,7 @@
 //===- vlora-run.cpp - runs a compiled bundle's forward program -----------===//
 //
 //   vlora-run BUNDLE/ --inputs IN.safetensors --outputs OUT.safetensors
-//             [--device cpu] [--adapter PATH] [--program NAME]
+//             [--device cpu|cuda] [--adapter PATH] [--program NAME]
 //             [--warmup N] [--repeat N]
 //
 // --program NAME: run one of a training bundle's other programs
@@ -44,7 +44,7 @@ int usage(const char *message) {
   std::fprintf(stderr,
                "vlora-run: error: %s\n"
                "usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-               "OUT.safetensors [--device cpu] [--adapter PATH] [--program NAME] [--warmup N] "
+               "OUT.safetensors [--device cpu|cuda] [--adapter PATH] [--program NAME] [--warmup N] "
                "[--repeat N]\n",
                message);
   return 1;
@@ -68,7 +68,7 @@ int runMain(int argc, char **argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
-                  "OUT.safetensors [--device cpu] [--adapter PATH] [--program NAME] "
+                  "OUT.safetensors [--device cpu|cuda] [--adapter PATH] [--program NAME] "
                   "[--warmup N] [--repeat N]\n");
       return 0;
     }

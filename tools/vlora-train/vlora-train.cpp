@@ -1,7 +1,7 @@
 //===- vlora-train.cpp - LoRA training on a compiled training bundle ------===//
 //
 //   vlora-train BUNDLE/ --data TRAIN.safetensors --output-dir OUT/
-//               [--device cpu] [transformers-style options, see --help]
+//               [--device cpu|cuda] [transformers-style options, see --help]
 //
 // BUNDLE/ comes from `vlora-compile MODEL.onnx -o BUNDLE/ --train`; the
 // dataset and the outputs are described in docs/training.md. Writes
