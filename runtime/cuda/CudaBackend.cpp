@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Backend.h"
+#include "runtime/ValueComparison.h"
 #include "vlora/kernels/cuda/Device.h"
 #include "vlora/kernels/cuda/Ops.h"
 
@@ -90,113 +91,6 @@ bool isF32OrF64(DType d) { return d == DType::F32 || d == DType::F64; }
 bool isDeviceArithmetic(DType d) {
   return d == DType::F32 || d == DType::F64 || d == DType::I64 ||
          d == DType::I32;
-}
-
-/// IEEE half to double.
-double halfToDouble(uint16_t h) {
-  int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  double sign = (h & 0x8000) ? -1.0 : 1.0;
-  if (exponent == 0)
-    return sign * std::ldexp(mantissa, -24);
-  if (exponent == 31)
-    return mantissa ? NAN : sign * INFINITY;
-  return sign * std::ldexp(mantissa + 1024, exponent - 25);
-}
-
-/// Element `i` of `bytes` (of type `dtype`) as a double.
-double elementAt(const uint8_t *bytes, DType dtype, size_t i) {
-  auto load = [&](auto zero) {
-    decltype(zero) v;
-    std::memcpy(&v, bytes + i * sizeof(v), sizeof(v));
-    return v;
-  };
-  switch (dtype) {
-  case DType::F32:
-    return load(float());
-  case DType::F64:
-    return load(double());
-  case DType::F16:
-    return halfToDouble(load(uint16_t()));
-  case DType::BF16: {
-    uint32_t bits = static_cast<uint32_t>(load(uint16_t())) << 16;
-    float f;
-    std::memcpy(&f, &bits, sizeof(f));
-    return f;
-  }
-  case DType::I64:
-    return static_cast<double>(load(int64_t()));
-  case DType::I32:
-    return load(int32_t());
-  case DType::I16:
-    return load(int16_t());
-  case DType::I8:
-    return load(int8_t());
-  case DType::U8:
-    return load(uint8_t());
-  case DType::Bool:
-    return load(uint8_t()) != 0;
-  }
-  return 0;
-}
-
-/// How one output of one step differs between the GPU and the CPU.
-struct Difference {
-  size_t elements = 0, differing = 0, first = 0;
-  double firstGpu = 0, firstCpu = 0;
-  double maxError = 0, maxCpu = 0;
-  double atol = 0, rtol = 0;
-};
-
-/// Compares `gpu` with `cpu` (the reference) element by element.
-Difference compareValues(const uint8_t *gpu, const uint8_t *cpu, DType dtype,
-                         uint64_t bytes) {
-  Difference d;
-  d.elements = bytes / kernels::dtypeSize(dtype);
-  if (!kernels::isFloat(dtype)) {
-    // Integers and bools: exactly (bools by truth value).
-    for (size_t i = 0; i < d.elements; ++i) {
-      double g = elementAt(gpu, dtype, i), c = elementAt(cpu, dtype, i);
-      bool same = dtype == DType::I64
-                      ? std::memcmp(gpu + 8 * i, cpu + 8 * i, 8) == 0
-                      : g == c;
-      if (!same) {
-        if (d.differing++ == 0) {
-          d.first = i;
-          d.firstGpu = g;
-          d.firstCpu = c;
-        }
-        d.maxError = std::max(d.maxError, std::fabs(g - c));
-      }
-    }
-    return d;
-  }
-  bool wide = dtype == DType::F32 || dtype == DType::F64;
-  d.rtol = wide ? 1e-4 : 1e-2;
-  for (size_t i = 0; i < d.elements; ++i) {
-    double c = elementAt(cpu, dtype, i);
-    if (std::isfinite(c))
-      d.maxCpu = std::max(d.maxCpu, std::fabs(c));
-  }
-  d.atol = (wide ? 1e-5 : 1e-2) * d.maxCpu;
-  for (size_t i = 0; i < d.elements; ++i) {
-    double g = elementAt(gpu, dtype, i), c = elementAt(cpu, dtype, i);
-    bool same;
-    if (std::isnan(c) || std::isnan(g))
-      same = std::isnan(c) && std::isnan(g);
-    else if (std::isinf(c) || std::isinf(g))
-      same = g == c;
-    else
-      same = std::fabs(g - c) <= d.atol + d.rtol * std::fabs(c);
-    double error = std::fabs(g - c);
-    if (!std::isnan(error))
-      d.maxError = std::max(d.maxError, error);
-    if (!same && d.differing++ == 0) {
-      d.first = i;
-      d.firstGpu = g;
-      d.firstCpu = c;
-    }
-  }
-  return d;
 }
 
 /// A pinned double buffer that weights are copied through: the host copies
@@ -390,7 +284,9 @@ public:
         return Error("cannot copy " + program.describeValue(i) +
                      " (a constant) to the GPU: " + cudaText(e));
     }
-    if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+    // The device too: Context::create cleared its error word on the legacy
+    // stream, which our non-blocking stream does not wait for.
+    if (cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess)
       return Error("cannot copy the weights and constants to the GPU: " +
                    cudaText(e));
 
@@ -818,7 +714,7 @@ private:
           return s;
         if (Status s = reference_->read(value, cpu.data()); !s)
           return s;
-        Difference d = compareValues(
+        ValueDifference d = compareValues(
             reinterpret_cast<const uint8_t *>(gpu.data()),
             reinterpret_cast<const uint8_t *>(cpu.data()), v.dtype, v.bytes);
         if (d.differing == 0)
@@ -829,7 +725,7 @@ private:
                       "(tolerance %.3g + %.3g |cpu|, max |cpu| %.6g); first at "
                       "element %zu: gpu %.9g, cpu %.9g",
                       d.differing, d.elements, d.maxError, d.atol, d.rtol,
-                      d.maxCpu, d.first, d.firstGpu, d.firstCpu);
+                      d.maxExpected, d.first, d.firstActual, d.firstExpected);
         std::string message =
             program_->source + ": " + step.describe(i) + ": output " +
             std::to_string(o) + " (" + program_->describeValue(value) + ", " +
