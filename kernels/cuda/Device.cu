@@ -220,9 +220,14 @@ Status ops::takeDataError(Context &ctx) {
     return s;
   if (record.code == 0)
     return Status::success();
-  if (Status s = check(cudaMemset(ctx.impl().dataError, 0, sizeof(record)),
-                       shape, "cudaMemset(data error)");
+  // Cleared on the context's stream (which may not synchronise with the
+  // legacy default stream), then waited for, so no later kernel sees it.
+  if (Status s = check(cudaMemsetAsync(ctx.impl().dataError, 0, sizeof(record),
+                                       ctx.impl().stream),
+                       shape, "cudaMemsetAsync(data error)");
       !s)
+    return s;
+  if (Status s = ctx.synchronize(); !s)
     return s;
   std::string op = detail::opIdName(static_cast<detail::OpId>(record.op));
   std::string v = std::to_string(record.value), lo = std::to_string(record.lo),
