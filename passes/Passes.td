@@ -142,6 +142,36 @@ def VLoRAInjectLoRA : Pass<"vlora-inject-lora", "mlir::ModuleOp"> {
   ];
 }
 
+def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
+  let summary = "Store the frozen matmul weights in bf16";
+  let description = [{
+    With `compute=bf16`, every frozen f32 parameter whose uses, in every
+    function, are all the weight operand of a matmul-family op (`matmul`,
+    `lora_matmul`, `lora_matmul_grad`, `linear_cross_entropy`) becomes a
+    bf16 parameter of the bundle's `weights.bf16.bin` (source `bundle`,
+    offsets assigned in name order, one copy per name). Its original
+    location is kept in the `vlora.converted_from` attribute ({source, file,
+    offset, length}); `vlora-compile` writes the file once at compile time,
+    rounding each f32 to the nearest bf16 (ties to even), so no step ever
+    converts a weight. The kernels multiply an f32 activation by the bf16
+    weight with fp32 accumulation; activations, adapters, optimizer state and
+    the loss stay f32. Parameters with any other use (an embedding table
+    read by `gather`, a norm's scale) keep their f32 bytes. `compute=f32`
+    changes nothing.
+
+    Runs after `--vlora-build-training-step`, so the reverse rules see f32
+    types and the backward matmuls (dX = dY·Wᵀ) read the same bf16 bytes.
+  }];
+  let options = [
+    Option<"compute", "compute", "std::string", /*default=*/"\"bf16\"",
+           "The frozen weights' element type: bf16 or f32 (unchanged)">,
+  ];
+  let statistics = [
+    Statistic<"numConverted", "converted", "Number of weights stored in bf16">,
+    Statistic<"bytesSaved", "bytes-saved", "Weight bytes saved (f32 - bf16)">
+  ];
+}
+
 def LowerVLoRAToVLRT : Pass<"lower-vlora-to-vlrt", "mlir::ModuleOp"> {
   let summary = "Bufferize the vlora program into a vlrt program over one arena";
   let description = [{

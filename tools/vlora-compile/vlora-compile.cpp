@@ -40,9 +40,11 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -79,6 +81,13 @@ static cl::opt<double> adamBeta2("adam-beta2", cl::desc("AdamW beta2 (0.999)"), 
                                  cl::cat(trainCategory));
 static cl::opt<double> adamEpsilon("adam-epsilon", cl::desc("AdamW epsilon (1e-8)"),
                                    cl::init(1e-8), cl::cat(trainCategory));
+
+static cl::opt<std::string> mixedPrecision(
+    "mixed-precision",
+    cl::desc("Frozen matmul weights' element type: f32 (default) or bf16 "
+             "(converted once, into BUNDLE/weights.bf16.bin; activations, "
+             "adapters, optimizer state and loss stay f32)"),
+    cl::init("f32"), cl::cat(trainCategory));
 
 static cl::opt<bool> lora("lora",
                           cl::desc("Inject LoRA adapters (implied by any LoRA option)"),
@@ -168,6 +177,99 @@ void writeJson(const std::string &path, llvm::json::Value value) {
         return llvm::Error::success();
       }))
     fail("cannot write '" + path + "': " + llvm::toString(std::move(e)));
+}
+
+/// The folder of the model file (the root of its weights' relative paths).
+std::string modelDirOf(const std::string &model) {
+  SmallString<256> dir(model);
+  llvm::sys::fs::make_absolute(dir);
+  llvm::sys::path::remove_filename(dir);
+  return std::string(dir);
+}
+
+/// f32 -> bf16, round to nearest, ties to even (NaN stays a quiet NaN).
+uint16_t toBF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+/// --mixed-precision bf16: writes BUNDLE/weights.bf16.bin from the f32 bytes
+/// each converted param's `vlora.converted_from` names (one copy per name,
+/// at the offset the pass assigned), and returns the manifest's list of
+/// them. Every offset and length read is checked against its file.
+llvm::json::Array writeConvertedWeights(ModuleOp module, const std::string &modelDir,
+                                        const std::string &path) {
+  struct Converted {
+    std::string file;
+    int64_t from = 0, fromLength = 0, to = 0, length = 0;
+  };
+  std::map<std::string, Converted> byName;
+  module.walk([&](vlora::ParamOp param) {
+    auto from = param->getAttrOfType<DictionaryAttr>("vlora.converted_from");
+    if (!from)
+      return;
+    Converted c;
+    c.file = from.getAs<StringAttr>("file").str();
+    c.from = from.getAs<IntegerAttr>("offset").getInt();
+    c.fromLength = from.getAs<IntegerAttr>("length").getInt();
+    c.to = param.getOffset();
+    c.length = param.getLength();
+    if (c.fromLength != 2 * c.length)
+      fail("converted weight '" + param.getName().str() + "': " +
+           std::to_string(c.fromLength) + " f32 bytes for " + std::to_string(c.length) +
+           " bf16 bytes");
+    byName.emplace(param.getName().str(), c);
+  });
+  llvm::json::Array list;
+  if (byName.empty())
+    return list;
+  int64_t size = 0;
+  for (auto &[name, c] : byName)
+    size = std::max(size, c.to + c.length);
+  std::vector<uint16_t> out(static_cast<size_t>(size / 2), 0);
+  std::map<std::string, std::unique_ptr<llvm::MemoryBuffer>> sources;
+  for (auto &[name, c] : byName) {
+    SmallString<256> p(modelDir);
+    llvm::sys::path::append(p, c.file);
+    std::unique_ptr<llvm::MemoryBuffer> &buffer = sources[std::string(p)];
+    if (!buffer) {
+      auto opened = llvm::MemoryBuffer::getFile(p, /*IsText=*/false,
+                                                /*RequiresNullTerminator=*/false);
+      if (!opened)
+        fail("cannot read '" + std::string(p) + "' for weight '" + name +
+             "': " + opened.getError().message());
+      buffer = std::move(*opened);
+    }
+    uint64_t fileSize = buffer->getBufferSize();
+    if (c.from < 0 || c.fromLength < 0 || uint64_t(c.from) > fileSize ||
+        uint64_t(c.fromLength) > fileSize - uint64_t(c.from))
+      fail("weight '" + name + "': bytes [" + std::to_string(c.from) + ", " +
+           std::to_string(c.from + c.fromLength) + ") are outside '" + std::string(p) +
+           "' (" + std::to_string(fileSize) + " bytes)");
+    if (c.to % 2 != 0 || c.to < 0)
+      fail("weight '" + name + "': odd bf16 offset " + std::to_string(c.to));
+    const char *src = buffer->getBufferStart() + c.from;
+    for (int64_t i = 0; i < c.length / 2; ++i) {
+      float f;
+      std::memcpy(&f, src + 4 * i, 4);
+      out[static_cast<size_t>(c.to / 2 + i)] = toBF16(f);
+    }
+    list.push_back(llvm::json::Object{{"name", name},
+                                      {"from_file", c.file},
+                                      {"from_offset", c.from},
+                                      {"offset", c.to},
+                                      {"length", c.length}});
+  }
+  if (llvm::Error e = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+        os.write(reinterpret_cast<const char *>(out.data()), out.size() * 2);
+        return llvm::Error::success();
+      }))
+    fail("cannot write '" + path + "': " + llvm::toString(std::move(e)));
+  return list;
 }
 
 /// The trainable parameters' initial values, written to
@@ -414,6 +516,13 @@ int main(int argc, char **argv) {
       o.eps = adamEpsilon;
       pm.addPass(vlora::createVLoRABuildTrainingStep(o));
     }
+    if (mixedPrecision != "f32") {
+      if (mixedPrecision != "bf16")
+        fail("--mixed-precision must be f32 or bf16, got '" + mixedPrecision + "'");
+      vlora::VLoRAMixedPrecisionOptions o;
+      o.compute = mixedPrecision;
+      pm.addPass(vlora::createVLoRAMixedPrecision(o));
+    }
     if (failed(pm.run(*module)) || errors)
       return 1;
   }
@@ -428,6 +537,8 @@ int main(int argc, char **argv) {
 
   if (withLoRA)
     writeAdapters(*module, bundlePath("adapters.init.safetensors"));
+  llvm::json::Array convertedWeights =
+      writeConvertedWeights(*module, modelDirOf(inputFile), bundlePath("weights.bf16.bin"));
   auto loraConfig = (*module)->getAttrOfType<DictionaryAttr>("vlora.lora_config");
 
   // The programs' interfaces, before lowering erases the tensor functions.
@@ -558,7 +669,10 @@ int main(int argc, char **argv) {
 
   llvm::json::Object optionsJson{{"input_shapes", llvm::json::Array(inputShapes)},
                                  {"lora", withLoRA},
-                                 {"train", bool(train)}};
+                                 {"train", bool(train)},
+                                 {"mixed_precision", std::string(mixedPrecision)}};
+  if (!convertedWeights.empty())
+    optionsJson["converted_weights"] = std::move(convertedWeights);
   if (loraConfig)
     optionsJson["lora_config"] = adapterConfig(loraConfig, modelPath);
   Interface &mainIO = interfaces["main"];

@@ -97,6 +97,17 @@ LogicalResult VLoRADialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name << "' must be a string attribute";
     return success();
   }
+  if (name == "vlora.converted_from") {
+    // --vlora-mixed-precision: where a bf16 param's f32 bytes come from.
+    auto dict = dyn_cast<DictionaryAttr>(value);
+    if (!isa<ParamOp>(op) || !dict || !dict.getAs<StringAttr>("source") ||
+        !dict.getAs<StringAttr>("file") || !dict.getAs<IntegerAttr>("offset") ||
+        !dict.getAs<IntegerAttr>("length"))
+      return op->emitError() << "'" << name
+                             << "' must be a {source, file, offset, length} "
+                                "dictionary on a vlora.param";
+    return success();
+  }
   return op->emitError() << "unknown vlora attribute '" << name << "'";
 }
 

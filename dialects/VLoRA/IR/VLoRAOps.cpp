@@ -238,6 +238,13 @@ LogicalResult CastOp::inferReturnTypes(MLIRContext *,
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
+/// Whether `data` and `weight` may meet in a matmul-family op: the same
+/// element type, or an f32 activation with a bf16 weight (the frozen weights
+/// of --vlora-mixed-precision{compute=bf16}; the result is f32).
+static bool weightTypesAgree(Type data, Type weight) {
+  return data == weight || (data.isF32() && weight.isBF16());
+}
+
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
                                          std::optional<Location> loc,
                                          Adaptor adaptor,
@@ -247,9 +254,11 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   if (lhs.getRank() < 2 || rhs.getRank() < 2)
     return err.emit() << "'vlora.matmul' operands need rank >= 2, got "
                       << lhs.getRank() << " and " << rhs.getRank();
-  if (lhs.getElementType() != rhs.getElementType())
+  Type lt = lhs.getElementType(), rt = rhs.getElementType();
+  if (!weightTypesAgree(lt, rt) && !weightTypesAgree(rt, lt))
     return err.emit() << "'vlora.matmul' operands have different element types "
-                      << lhs.getElementType() << " and " << rhs.getElementType();
+                      << lt << " and " << rt
+                      << " (only an f32 operand with a bf16 weight may mix)";
   ArrayRef<int64_t> ls = lhs.getShape(), rs = rhs.getShape();
   int64_t m = ls[ls.size() - 2], kl = ls.back();
   if (adaptor.getTransposeA())
@@ -269,7 +278,8 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   SmallVector<int64_t> shape = *batch;
   shape.push_back(m);
   shape.push_back(n);
-  types.push_back(RankedTensorType::get(shape, lhs.getElementType()));
+  // f32 · bf16 (either side) gives f32.
+  types.push_back(RankedTensorType::get(shape, lt.isBF16() ? rt : lt));
   return success();
 }
 
@@ -886,10 +896,11 @@ LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
     return err.emit() << "'vlora.lora_matmul' weight, A and B need rank 2, got "
                       << w.getRank() << ", " << a.getRank() << " and "
                       << b.getRank();
-  if (x.getElementType() != w.getElementType())
+  if (!weightTypesAgree(x.getElementType(), w.getElementType()))
     return err.emit() << "'vlora.lora_matmul' input and weight have different "
                          "element types "
-                      << x.getElementType() << " and " << w.getElementType();
+                      << x.getElementType() << " and " << w.getElementType()
+                      << " (only an f32 input with a bf16 weight may mix)";
   if (a.getElementType() != b.getElementType())
     return err.emit() << "'vlora.lora_matmul' A and B have different element "
                          "types "
@@ -1004,10 +1015,11 @@ LogicalResult LinearCrossEntropyOp::inferReturnTypes(
                          "a rank-2 weight, got "
                       << shapeString(input.getShape()) << " and "
                       << shapeString(weight.getShape());
-  if (input.getElementType() != weight.getElementType())
+  if (!weightTypesAgree(input.getElementType(), weight.getElementType()))
     return err.emit() << "'vlora.linear_cross_entropy' input and weight have "
                          "different element types "
-                      << input.getElementType() << " and " << weight.getElementType();
+                      << input.getElementType() << " and " << weight.getElementType()
+                      << " (only an f32 input with a bf16 weight may mix)";
   int64_t d = adaptor.getTransposeB() ? weight.getDimSize(1) : weight.getDimSize(0);
   if (d != input.getDimSize(2))
     return err.emit() << "'vlora.linear_cross_entropy' weight "

@@ -132,10 +132,30 @@ func.func @matmul_rank(%x: tensor<32xf32>, %w: tensor<32x64xf32>) {
 
 // -----
 
-func.func @matmul_element_types(%x: tensor<16x32xbf16>, %w: tensor<32x64xf32>) {
-  // expected-error @+2 {{'vlora.matmul' operands have different element types 'bf16' and 'f32'}}
+func.func @matmul_element_types(%x: tensor<16x32xf16>, %w: tensor<32x64xf32>) {
+  // expected-error @+2 {{'vlora.matmul' operands have different element types 'f16' and 'f32' (only an f32 operand with a bf16 weight may mix)}}
   // expected-error @+1 {{failed to infer returned types}}
-  %0 = vlora.matmul %x, %w : (tensor<16x32xbf16>, tensor<32x64xf32>) -> tensor<16x64xbf16>
+  %0 = vlora.matmul %x, %w : (tensor<16x32xf16>, tensor<32x64xf32>) -> tensor<16x64xf16>
+  return
+}
+
+// -----
+
+// An f32 activation with a bf16 weight (--vlora-mixed-precision) gives f32;
+// the result type must say so.
+func.func @matmul_bf16_weight(%x: tensor<16x32xf32>, %w: tensor<32x64xbf16>) {
+  // expected-error @+2 {{inferred type(s) 'tensor<16x64xf32>' are incompatible with return type(s) of operation 'tensor<16x64xbf16>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.matmul %x, %w : (tensor<16x32xf32>, tensor<32x64xbf16>) -> tensor<16x64xbf16>
+  return
+}
+
+// -----
+
+func.func @lora_matmul_bf16_input(%x: tensor<4x8xbf16>, %w: tensor<8x8xf32>, %a: tensor<2x8xf32>, %b: tensor<8x2xf32>) {
+  // expected-error @+2 {{'vlora.lora_matmul' input and weight have different element types 'bf16' and 'f32' (only an f32 input with a bf16 weight may mix)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.lora_matmul %x, %w, %a, %b scale 1.0 dropout 0.0 : (tensor<4x8xbf16>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<4x8xbf16>
   return
 }
 
