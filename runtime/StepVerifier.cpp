@@ -203,6 +203,14 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       fail("inputs " + std::to_string(a) + " and " + std::to_string(b) +
            " have different element types: " + type(in(a)) + " and " + type(in(b)));
   };
+  // The weight operand of a matmul-family step may be a frozen weight that
+  // vlora-compile's --vlora-mixed-precision stored in bf16 while `other`
+  // (the activations) stays f32; otherwise the two share an element type.
+  auto sameDTypeOrBF16Weight = [&](size_t other, size_t weight) {
+    if (in(weight).dtype == DType::BF16 && in(other).dtype == DType::F32)
+      return;
+    sameDType(other, weight);
+  };
   auto isIndex = [&](size_t i) {
     if (in(i).dtype != DType::I64 && in(i).dtype != DType::I32)
       fail("input " + std::to_string(i) + " (indices) must be i64 or i32, got " +
@@ -228,7 +236,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     size_t x = first, w = first + 1, a = first + 2, b = first + 3;
     for (size_t i = x; i <= b; ++i)
       isFloat(i);
-    sameDType(x, w);
+    sameDTypeOrBF16Weight(x, w);
     sameDType(a, b);
     if (!(step.dropout >= 0 && step.dropout < 1))
       fail("attribute 'dropout' must be in [0, 1)");
@@ -320,7 +328,12 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     arity(2, 2, 1);
     step.transposeA = attrs.unit("transpose_a");
     step.transposeB = attrs.unit("transpose_b");
-    sameDType(0, 1);
+    // Either operand may be the bf16 weight; the result is then f32.
+    if (in(0).dtype == DType::BF16)
+      sameDTypeOrBF16Weight(1, 0);
+    else
+      sameDTypeOrBF16Weight(0, 1);
+    DType result = in(0).dtype == in(1).dtype ? in(0).dtype : DType::F32;
     if (rankOf(0) < 2 || rankOf(1) < 2)
       fail("operands need rank >= 2, got " + type(in(0)) + " and " + type(in(1)));
     const Shape &ls = in(0).shape, &rs = in(1).shape;
@@ -338,7 +351,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
            " do not broadcast");
     batch->push_back(m);
     batch->push_back(n);
-    expectOutput(0, in(0).dtype, *batch);
+    expectOutput(0, result, *batch);
     break;
   }
   case Kernel::LoRAMatmul: {
@@ -737,7 +750,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     step.ignoreIndex = attrs.integer("ignore_index");
     step.transposeB = attrs.unit("transpose_b");
     isFloat(0);
-    sameDType(0, 1);
+    sameDTypeOrBF16Weight(0, 1);
     if (rankOf(0) != 3 || rankOf(1) != 2)
       fail("input " + type(in(0)) + " must be [B, S, D] and weight " + type(in(1)) +
            " rank 2");

@@ -74,6 +74,12 @@ float toFloat(BFloat16 b);
 Half toHalf(float f);
 BFloat16 toBFloat16(float f);
 
+/// `t` itself, or, when `t` is bf16, an f32 view of its values widened
+/// (exactly) into `storage`: the matmul-family kernels take frozen weights
+/// stored in bf16 (vlora-compile's --vlora-mixed-precision) this way, once
+/// per call, and then run their f32 path.
+TensorRef widenBFloat16(const TensorRef &t, std::vector<float> &storage);
+
 template <typename T> struct Tag {
   using type = T;
 };

@@ -23,6 +23,12 @@ template <typename F> void visitBlasFloat(DType dtype, F &&f) {
 
 void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,
             bool ta, bool tb) {
+  if (out.dtype == DType::F32 &&
+      (lhs.dtype == DType::BF16 || rhs.dtype == DType::BF16)) {
+    std::vector<float> wideLhs, wideRhs;
+    return matmul(widenBFloat16(lhs, wideLhs), widenBFloat16(rhs, wideRhs), out,
+                  ta, tb);
+  }
   int64_t lr = lhs.rank(), rr = rhs.rank(), orank = out.rank();
   int64_t m = out.shape[orank - 2], n = out.shape[orank - 1];
   int64_t k = ta ? lhs.shape[lr - 2] : lhs.shape[lr - 1];
@@ -63,6 +69,10 @@ void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,
 void loraMatmul(const TensorRef &x, const TensorRef &w, const TensorRef &a,
                 const TensorRef &b, const TensorRef &out, double scale,
                 bool tb) {
+  if (w.dtype == DType::BF16 && out.dtype == DType::F32) {
+    std::vector<float> wide;
+    return loraMatmul(x, widenBFloat16(w, wide), a, b, out, scale, tb);
+  }
   int64_t in = x.shape.back(), outDim = out.shape.back();
   int64_t r = a.shape[0];
   int64_t rows = outDim ? out.numel() / outDim : 0;

@@ -2,6 +2,7 @@
 
 #include "vlora/kernels/Tensor.h"
 
+#include "Fast.h"
 #include "Iteration.h"
 
 #include <cmath>
@@ -165,6 +166,23 @@ BFloat16 toBFloat16(float f) {
     return {static_cast<uint16_t>((x >> 16) | 0x40u)};
   uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
   return {static_cast<uint16_t>((x + rounding) >> 16)};
+}
+
+TensorRef widenBFloat16(const TensorRef &t, std::vector<float> &storage) {
+  if (t.dtype != DType::BF16)
+    return t;
+  int64_t n = t.numel();
+  storage.resize(static_cast<size_t>(n));
+  const uint16_t *src = t.as<const uint16_t>();
+  float *dst = storage.data();
+  // bf16 is the upper half of an f32: the shift is exact (NaNs included).
+  parallelFor(n, int64_t(1) << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
+      std::memcpy(dst + i, &bits, 4);
+    }
+  });
+  return {storage.data(), DType::F32, t.shape};
 }
 
 } // namespace cpu::detail

@@ -81,6 +81,11 @@ void loraMatmulDropout(const TensorRef &x, const TensorRef &w,
                        double dropout, int64_t stream, bool tb) {
   if (!(dropout > 0))
     return loraMatmul(x, w, a, b, out, scale, tb);
+  if (w.dtype == DType::BF16 && out.dtype == DType::F32) {
+    std::vector<float> wide;
+    return loraMatmulDropout(x, widenBFloat16(w, wide), a, b, rng, out, scale,
+                             dropout, stream, tb);
+  }
   int64_t in = x.shape.back(), outDim = out.shape.back(), r = a.shape[0];
   int64_t rows = leadingRows(x.shape);
   visitFloat(out.dtype, "lora_matmul", [&](auto tag) {
@@ -105,6 +110,12 @@ void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
                     const TensorRef *rng, const TensorRef &gradA,
                     const TensorRef &gradB, const TensorRef *gradX,
                     double scale, double dropout, int64_t stream, bool tb) {
+  // w is read only for gradX.
+  if (gradX && w.dtype == DType::BF16 && x.dtype == DType::F32) {
+    std::vector<float> wide;
+    return loraMatmulGrad(dy, x, widenBFloat16(w, wide), a, b, rng, gradA,
+                          gradB, gradX, scale, dropout, stream, tb);
+  }
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
   int64_t n = leadingRows(x.shape);
   bool drop = rng && dropout > 0;
@@ -256,6 +267,11 @@ void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
                         const TensorRef &labels, const TensorRef &dloss,
                         const TensorRef &loss, const TensorRef &gradInput,
                         int64_t ignoreIndex, bool transposeB) {
+  if (weight.dtype == DType::BF16 && input.dtype == DType::F32) {
+    std::vector<float> wide;
+    return linearCrossEntropy(input, widenBFloat16(weight, wide), labels, dloss,
+                              loss, gradInput, ignoreIndex, transposeB);
+  }
   int64_t batch = input.shape[0], seq = input.shape[1], dim = input.shape[2];
   int64_t vocab = transposeB ? weight.shape[0] : weight.shape[1];
   int64_t valid = 0;

@@ -160,6 +160,11 @@ private:
     case Kernel::Binary:
       return cpu::supportsBinary(s.binary, d) ? "" : no(d);
     case Kernel::Matmul:
+      // A bf16 weight times f32 activations (the verifier allows no other
+      // mix): the kernel widens the weight.
+      if (d == DType::BF16 && dtypeOf(s, 1) == DType::F32)
+        return "";
+      return isBlasFloat(d) ? "" : no(d);
     case Kernel::Conv:
     case Kernel::Softmax:
     case Kernel::LogSoftmax:
@@ -174,14 +179,23 @@ private:
       DType dx = dtypeOf(s, x), da = dtypeOf(s, x + 2);
       if (!isBlasFloat(dx))
         return no(dx);
+      // w (after x) may be a bf16 weight with f32 activations: widened.
+      if (DType dw = dtypeOf(s, x + 1);
+          dw != dx && !(dw == DType::BF16 && dx == DType::F32))
+        return no(dw);
       if (da != dx)
         return "has no '" + s.kernelName + "' kernel for " +
                std::string(kernels::dtypeName(dx)) + " activations with " +
                kernels::dtypeName(da) + " adapters";
       return "";
     }
-    case Kernel::CrossEntropy:
     case Kernel::LinearCrossEntropy:
+      // The weight may be bf16 with an f32 input: widened.
+      if (DType dw = dtypeOf(s, 1);
+          dw != d && !(dw == DType::BF16 && d == DType::F32))
+        return no(dw);
+      return isBlasFloat(d) ? "" : no(d);
+    case Kernel::CrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:
       return isBlasFloat(d) ? "" : no(d);

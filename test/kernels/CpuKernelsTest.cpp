@@ -507,6 +507,76 @@ TEST(CpuKernels, LoRAMatmul) {
   }
 }
 
+/// A mixed-precision plan's frozen weight: `f32` rounded to bf16 (what the
+/// plan stores) and that widened back to f32 (what the f32 kernel sees).
+struct BF16Weight {
+  Buf half, wide;
+  explicit BF16Weight(Buf &f32)
+      : half(DType::BF16, f32.shape), wide(DType::F32, f32.shape) {
+    cpu::cast(f32.ref(), half.ref());
+    cpu::cast(half.ref(), wide.ref());
+  }
+};
+
+/// Bitwise equality of two f32 tensors.
+::testing::AssertionResult sameBits(const Buf &got, const Buf &want) {
+  for (int64_t i = 0; i < want.numel(); ++i)
+    if (std::memcmp(reinterpret_cast<const float *>(got.storage.data()) + i,
+                    reinterpret_cast<const float *>(want.storage.data()) + i,
+                    4))
+      return ::testing::AssertionFailure()
+             << "not bitwise equal: first mismatch at " << i << ": got "
+             << got.get(i) << ", want " << want.get(i);
+  return ::testing::AssertionSuccess();
+}
+
+TEST(CpuKernels, MatmulBF16WeightIsTheF32KernelOnTheWidenedWeight) {
+  struct Case {
+    Shape a, b, out;
+    bool ta, tb, weightIsLhs;
+  };
+  std::vector<Case> cases = {
+      {{2, 3, 5}, {5, 7}, {2, 3, 7}, false, false, false}, // linear layer
+      {{2, 3, 5}, {7, 5}, {2, 3, 7}, false, true, false},  // transpose_b weight
+      {{2, 1, 5, 3}, {4, 5, 2}, {2, 4, 3, 2}, true, false, false}, // batched
+      {{4, 6}, {2, 4, 5}, {2, 6, 5}, true, false, true}, // weight as lhs
+      {{6, 4}, {3, 4}, {6, 3}, false, true, true},
+  };
+  for (const Case &c : cases) {
+    Buf a = random(DType::F32, c.a), b = random(DType::F32, c.b);
+    BF16Weight w(c.weightIsLhs ? a : b);
+    Buf got(DType::F32, c.out), want(DType::F32, c.out);
+    if (c.weightIsLhs) {
+      cpu::matmul(w.half.ref(), b.ref(), got.ref(), c.ta, c.tb);
+      cpu::matmul(w.wide.ref(), b.ref(), want.ref(), c.ta, c.tb);
+    } else {
+      cpu::matmul(a.ref(), w.half.ref(), got.ref(), c.ta, c.tb);
+      cpu::matmul(a.ref(), w.wide.ref(), want.ref(), c.ta, c.tb);
+    }
+    EXPECT_TRUE(sameBits(got, want)) << "case " << (&c - cases.data());
+    // ... and that is the matmul of the rounded weight (tolerance 1e-4).
+    EXPECT_TRUE(near(got,
+                     c.weightIsLhs ? refMatmul(w.wide, b, c.out, c.ta, c.tb)
+                                   : refMatmul(a, w.wide, c.out, c.ta, c.tb),
+                     1e-4, 1e-4));
+  }
+}
+
+TEST(CpuKernels, LoRAMatmulBF16WeightIsTheF32KernelOnTheWidenedWeight) {
+  for (bool tb : {false, true}) {
+    Buf x = random(DType::F32, {2, 3, 6}),
+        wf = random(DType::F32, tb ? Shape{5, 6} : Shape{6, 5});
+    Buf a = random(DType::F32, {4, 6}), b = random(DType::F32, {5, 4});
+    BF16Weight w(wf);
+    Buf got(DType::F32, {2, 3, 5}), want(DType::F32, {2, 3, 5});
+    cpu::loraMatmul(x.ref(), w.half.ref(), a.ref(), b.ref(), got.ref(), 0.5,
+                    tb);
+    cpu::loraMatmul(x.ref(), w.wide.ref(), a.ref(), b.ref(), want.ref(), 0.5,
+                    tb);
+    EXPECT_TRUE(sameBits(got, want)) << "transpose_b " << tb;
+  }
+}
+
 TEST(CpuKernels, Conv) {
   struct Case {
     Shape x, w, strides, pads, dilations;

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -505,6 +506,98 @@ TEST(CpuTraining, LoRAMatmulGradMatchesFiniteDifferences) {
     EXPECT_TRUE(near(da32.data, da.data, 1e-5, 1e-5)) << "f32 dA";
     EXPECT_TRUE(near(db32.data, db.data, 1e-5, 1e-5)) << "f32 dB";
     EXPECT_TRUE(near(dx32.data, dx.data, 1e-5, 1e-5)) << "f32 dx";
+  }
+}
+
+/// A mixed-precision plan's frozen weight: `f32` rounded to bf16 (what the
+/// plan stores; ref() views it) and that widened back to f32 (`wide`, what
+/// the f32 kernels see).
+struct BF16Weight {
+  std::vector<uint16_t> bits;
+  Owned<float> wide;
+  explicit BF16Weight(const Owned<float> &f32)
+      : bits(f32.data.size()), wide(f32.shape) {
+    cpu::cast(f32.ref(), ref());
+    cpu::cast(ref(), wide.ref());
+  }
+  TensorRef ref() const {
+    return {const_cast<uint16_t *>(bits.data()), DType::BF16, wide.shape};
+  }
+};
+
+/// Bitwise equality of two f32 tensors.
+::testing::AssertionResult sameBits(const std::vector<float> &got,
+                                    const std::vector<float> &want) {
+  if (got.size() != want.size())
+    return ::testing::AssertionFailure()
+           << "element count " << got.size() << " vs " << want.size();
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], 4))
+      return ::testing::AssertionFailure()
+             << "not bitwise equal: first mismatch at " << i << ": got "
+             << got[i] << ", want " << want[i];
+  return ::testing::AssertionSuccess();
+}
+
+TEST(CpuTraining, LoRABF16WeightIsTheF32KernelOnTheWidenedWeight) {
+  const int64_t in = 6, outDim = 5, r = 3;
+  const double scale = 0.7;
+  Owned<int64_t> rng({2});
+  rng.data = {12345, 7};
+  TensorRef rngRef = rng.ref();
+  for (LoRACase c :
+       {LoRACase{false, 0.0}, {true, 0.0}, {false, 0.3}, {true, 0.3}}) {
+    SCOPED_TRACE(std::string("transpose_b ") + (c.transposeB ? "1" : "0") +
+                 " dropout " + std::to_string(c.dropout));
+    Owned<float> x = random<float>({2, 3, in});
+    BF16Weight w(
+        random<float>(c.transposeB ? Shape{outDim, in} : Shape{in, outDim}));
+    Owned<float> a = random<float>({r, in}), b = random<float>({outDim, r});
+    Owned<float> dy = random<float>({2, 3, outDim});
+    // Forward (with dropout through the rng).
+    Owned<float> y({2, 3, outDim}), wantY({2, 3, outDim});
+    cpu::loraMatmulDropout(x.ref(), w.ref(), a.ref(), b.ref(), rngRef, y.ref(),
+                           scale, c.dropout, 3, c.transposeB);
+    cpu::loraMatmulDropout(x.ref(), w.wide.ref(), a.ref(), b.ref(), rngRef,
+                           wantY.ref(), scale, c.dropout, 3, c.transposeB);
+    EXPECT_TRUE(sameBits(y.data, wantY.data)) << "y";
+    // Backward, with and without grad_x.
+    for (bool inputGrad : {true, false}) {
+      Owned<float> da(a.shape), db(b.shape), dx(x.shape);
+      Owned<float> wantDa(a.shape), wantDb(b.shape), wantDx(x.shape);
+      TensorRef dxRef = dx.ref(), wantDxRef = wantDx.ref();
+      cpu::loraMatmulGrad(dy.ref(), x.ref(), w.ref(), a.ref(), b.ref(), &rngRef,
+                          da.ref(), db.ref(), inputGrad ? &dxRef : nullptr,
+                          scale, c.dropout, 3, c.transposeB);
+      cpu::loraMatmulGrad(dy.ref(), x.ref(), w.wide.ref(), a.ref(), b.ref(),
+                          &rngRef, wantDa.ref(), wantDb.ref(),
+                          inputGrad ? &wantDxRef : nullptr, scale, c.dropout, 3,
+                          c.transposeB);
+      EXPECT_TRUE(sameBits(da.data, wantDa.data)) << "dA";
+      EXPECT_TRUE(sameBits(db.data, wantDb.data)) << "dB";
+      EXPECT_TRUE(sameBits(dx.data, wantDx.data)) << "dx";
+    }
+  }
+}
+
+TEST(CpuTraining,
+     LinearCrossEntropyBF16WeightIsTheF32KernelOnTheWidenedWeight) {
+  for (bool transposeB : {false, true}) {
+    SCOPED_TRACE(std::string("transpose_b ") + (transposeB ? "1" : "0"));
+    const int64_t B = 2, S = 9, D = 6, V = 11;
+    Owned<float> h = random<float>({B, S, D}, -2, 2);
+    BF16Weight w(random<float>(transposeB ? Shape{V, D} : Shape{D, V}));
+    Owned<int64_t> labels = randomLabels(B, S, V);
+    Owned<float> dloss({});
+    dloss.data[0] = 0.75f;
+    Owned<float> loss({}), wantLoss({}), dh({B, S, D}), wantDh({B, S, D});
+    cpu::linearCrossEntropy(h.ref(), w.ref(), labels.ref(), dloss.ref(),
+                            loss.ref(), dh.ref(), kIgnore, transposeB);
+    cpu::linearCrossEntropy(h.ref(), w.wide.ref(), labels.ref(), dloss.ref(),
+                            wantLoss.ref(), wantDh.ref(), kIgnore, transposeB);
+    EXPECT_TRUE(sameBits(loss.data, wantLoss.data)) << "loss";
+    EXPECT_TRUE(sameBits(dh.data, wantDh.data)) << "grad input";
+    EXPECT_TRUE(std::isfinite(loss.data[0]));
   }
 }
 

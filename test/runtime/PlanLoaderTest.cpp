@@ -159,6 +159,14 @@ void removeAttr(plan::Step &s, const std::string &name) {
     }
 }
 
+/// The tiny plan with its weight W stored in bf16, as vlora-compile's
+/// --vlora-mixed-precision writes frozen matmul weights.
+void makeWeightBF16(plan::Plan &p) {
+  p.mutable_weights(0)->mutable_type()->set_dtype(plan::BF16);
+  p.mutable_weights(0)->set_length(24);
+  p.mutable_values(1)->mutable_type()->set_dtype(plan::BF16);
+}
+
 const BadPlan kBadPlans[] = {
     {"version", [](plan::Plan &p) { p.set_format_version(7); },
      "plan format version 7, this runtime reads 1"},
@@ -250,6 +258,27 @@ const BadPlan kBadPlans[] = {
        addValue(p, {4}, "c", plan::I64)->set_constant(std::string(32, '\0'));
        step(p, 1).set_inputs(1, 6);
      }, "inputs 0 and 1 have different element types: f32[2, 4] and i64[4]"},
+    // Only a matmul-family weight may be bf16 next to f32 operands.
+    {"bf16 add operand", [](plan::Plan &p) {
+       p.mutable_values(2)->mutable_type()->set_dtype(plan::BF16);
+       p.mutable_values(2)->set_constant(std::string(8, '\0'));
+     }, "step 1 'add' at '/Add': inputs 0 and 1 have different element types: f32[2, 4] and "
+        "bf16[4]"},
+    {"bf16 weight with f64 activations", [](plan::Plan &p) {
+       makeWeightBF16(p);
+       p.mutable_values(0)->mutable_type()->set_dtype(plan::F64);
+     }, "step 0 'matmul' at '/MatMul': inputs 0 and 1 have different element types: "
+        "f64[2, 3] and bf16[3, 4]"},
+    {"bf16 weight, bf16 result", [](plan::Plan &p) {
+       makeWeightBF16(p);
+       p.mutable_values(3)->mutable_type()->set_dtype(plan::BF16);
+     }, "step 0 'matmul' at '/MatMul': output 0 value 3 ('xw') is bf16[2, 4], the kernel "
+        "computes f32[2, 4]"},
+    {"bf16 lora adapter", [](plan::Plan &p) {
+       p = trainingPlan();
+       setDType(p, "B", plan::BF16);
+     }, "step 7 'lora_matmul' at '/q_proj': inputs 2 and 3 have different element types: "
+        "f32[2, 3] and bf16[4, 2]"},
     // Data flow and aliasing.
     {"read before write", [](plan::Plan &p) { step(p, 1).set_inputs(0, 5); },
      "step 1 'add' at '/Add': reads value 5 ('probs') before any step computes it"},
@@ -635,6 +664,94 @@ TEST(Runtime, RunsTheTrainingKernelsOnTheCpu) {
   EXPECT_EQ((*rt)->run().message(),
             "step 11 'adamw_update' at '/adamw': adamw_update: step 0 must be >= 1 (1 for "
             "the first update)");
+}
+
+TEST(Runtime, RunsAMatmulWithABF16Weight) {
+  // W rounded to bf16 and stored so: the result is bitwise that of the f32
+  // plan on W widened back to f32.
+  std::vector<uint16_t> half(test::kW.size());
+  std::vector<float> wide(test::kW.size());
+  for (size_t i = 0; i < half.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &test::kW[i], 4);
+    half[i] = static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    bits = static_cast<uint32_t>(half[i]) << 16;
+    std::memcpy(&wide[i], &bits, 4);
+  }
+  ASSERT_NE(wide, test::kW); // the rounding shows
+  auto probs = [](plan::Plan p, const void *w, size_t bytes, const std::string &tag) {
+    std::string dir = test::makeTempDir(tag);
+    std::ofstream f(dir + "/w.bin", std::ios::binary);
+    f.write("HDR!", 4);
+    f.write(static_cast<const char *>(w), static_cast<std::streamsize>(bytes));
+    f.close();
+    Expected<Program> program = validatePlan(p, "plan.pb");
+    EXPECT_TRUE(program.ok()) << program.message();
+    std::vector<float> out(8, NAN);
+    if (!program.ok())
+      return out;
+    auto rt = Runtime::create(std::move(*program), dir, dir);
+    EXPECT_TRUE(rt.ok()) << rt.message();
+    if (!rt.ok())
+      return out;
+    Status s = (*rt)->setInput("x", kernels::DType::F32, {2, 3}, test::kX.data(), 24);
+    EXPECT_TRUE(s.ok()) << s.message();
+    s = (*rt)->run();
+    EXPECT_TRUE(s.ok()) << s.message();
+    auto result = (*rt)->output("probs");
+    EXPECT_TRUE(result.ok()) << result.message();
+    if (result.ok())
+      std::memcpy(out.data(), result->data(), 32);
+    return out;
+  };
+  plan::Plan p = test::tinyPlan();
+  makeWeightBF16(p);
+  std::vector<float> got = probs(p, half.data(), half.size() * 2, "bf16-weight");
+  std::vector<float> want = probs(test::tinyPlan(), wide.data(), wide.size() * 4, "widened");
+  ASSERT_EQ(std::memcmp(got.data(), want.data(), 32), 0)
+      << "bf16 weight: " << got[0] << " " << got[1] << " ..., widened f32 weight: " << want[0]
+      << " " << want[1] << " ...";
+  for (float v : got)
+    EXPECT_TRUE(v > 0 && v < 1) << v;
+}
+
+TEST(PlanLoader, BF16WeightsOfTheMatmulFamilyAreAccepted) {
+  // W feeds matmul, lora_matmul and lora_matmul_grad in the training plan.
+  plan::Plan p = trainingPlan();
+  makeWeightBF16(p);
+  Expected<Program> program = validatePlan(p, "plan.pb");
+  ASSERT_TRUE(program.ok()) << program.message();
+  // The weight as the matmul's lhs: xw' = Wᵀ · xᵀ, f32 [4, 2].
+  p = test::tinyPlan();
+  makeWeightBF16(p);
+  p.mutable_steps()->RemoveLast();
+  p.mutable_steps()->RemoveLast();
+  step(p, 0).set_inputs(0, 1);
+  step(p, 0).set_inputs(1, 0);
+  addAttr(&step(p, 0), "transpose_a")->set_i(1);
+  addAttr(&step(p, 0), "transpose_b")->set_i(1);
+  p.mutable_values(3)->mutable_type()->set_shape(0, 4);
+  p.mutable_values(3)->mutable_type()->set_shape(1, 2);
+  p.mutable_outputs(0)->set_value(3);
+  Expected<Program> lhs = validatePlan(p, "plan.pb");
+  ASSERT_TRUE(lhs.ok()) << lhs.message();
+  EXPECT_TRUE(lhs->steps[0].transposeA && lhs->steps[0].transposeB);
+}
+
+TEST(Runtime, MatmulWithTwoBF16OperandsIsRefusedByTheCpu) {
+  plan::Plan p = test::tinyPlan();
+  makeWeightBF16(p);
+  for (int v : {0, 2, 3, 4, 5})
+    p.mutable_values(v)->mutable_type()->set_dtype(plan::BF16);
+  p.mutable_values(2)->set_constant(std::string(8, '\0'));
+  auto program = validatePlan(p, "plan.pb");
+  ASSERT_TRUE(program.ok()) << program.message();
+  std::string dir = test::makeTempDir("bf16-both");
+  std::ofstream(dir + "/w.bin", std::ios::binary) << std::string(28, '\0');
+  auto rt = Runtime::create(std::move(*program), dir, dir);
+  ASSERT_FALSE(rt.ok());
+  EXPECT_EQ(rt.message(), "plan.pb: step 0 'matmul' at '/MatMul': the cpu backend has no "
+                          "'matmul' kernel for element type bf16");
 }
 
 TEST(Runtime, TrainingKernelTypesTheCpuLacks) {

@@ -50,6 +50,12 @@ std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);
 // Linear algebra (f32 and f64; GEMMs through BLAS)
 //===----------------------------------------------------------------------===//
 
+// Frozen weights in bf16: matmul (either operand), loraMatmul(Dropout),
+// loraMatmulGrad (w) and linearCrossEntropy (weight) also take that operand
+// in bf16 when every other float operand is f32. It is widened (exactly) to
+// an f32 copy once per call and the f32 path runs on it, so the result is
+// bitwise that of the f32 kernel on the widened weight.
+
 /// Batched lhs · rhs over the last two dimensions, batch dims broadcast.
 void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,
             bool transposeA, bool transposeB);
