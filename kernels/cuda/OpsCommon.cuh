@@ -71,71 +71,6 @@ __device__ inline void recordDataError(DataError *record, DataErrorCode code,
 // OpsData.cu)
 //===----------------------------------------------------------------------===//
 
-/// The Tensor.h / Ops.h helpers, defined here again so that the CUDA library
-/// does not need vlora_kernels_cpu (where those are defined) at link time.
-inline size_t opsElementSize(DType dtype) {
-  switch (dtype) {
-  case DType::F64:
-  case DType::I64:
-    return 8;
-  case DType::F32:
-  case DType::I32:
-    return 4;
-  case DType::F16:
-  case DType::BF16:
-  case DType::I16:
-    return 2;
-  default:
-    return 1;
-  }
-}
-inline int64_t opsCount(const Shape &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-inline int64_t opsNumel(const TensorRef &t) { return opsCount(t.shape); }
-inline size_t opsBytes(const TensorRef &t) {
-  return static_cast<size_t>(opsNumel(t)) * opsElementSize(t.dtype);
-}
-inline const char *opsTypeName(DType dtype) {
-  switch (dtype) {
-  case DType::F32:
-    return "f32";
-  case DType::F64:
-    return "f64";
-  case DType::F16:
-    return "f16";
-  case DType::BF16:
-    return "bf16";
-  case DType::I64:
-    return "i64";
-  case DType::I32:
-    return "i32";
-  case DType::I16:
-    return "i16";
-  case DType::I8:
-    return "i8";
-  case DType::U8:
-    return "u8";
-  case DType::Bool:
-    return "i1";
-  }
-  return "?";
-}
-inline std::string opsShapeString(const Shape &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-inline bool opsIsCompare(BinaryOp op) {
-  return op == BinaryOp::Equal || op == BinaryOp::Less ||
-         op == BinaryOp::LessEqual || op == BinaryOp::Greater ||
-         op == BinaryOp::GreaterEqual;
-}
-
 /// The most dimensions a strided op kernel walks (after merging).
 constexpr int kMaxOpRank = 8;
 
@@ -416,7 +351,7 @@ __host__ __device__ inline void storeFromInt(void *y, int64_t i, DType dst,
 inline ShapeText &describeTensor(ShapeText &text, const char *name,
                                  const TensorRef &t) {
   return text(name,
-              std::string(opsTypeName(t.dtype)) + opsShapeString(t.shape));
+              std::string(dtypeName(t.dtype)) + shapeString(t.shape));
 }
 
 } // namespace vlora::kernels::cuda::detail

@@ -50,7 +50,7 @@ constexpr int64_t kInt32Limit = int64_t(1) << 31;
 
 /// Calls f(T{}) with an unsigned type of the element size.
 template <typename F> Status visitBits(DType dtype, F &&f) {
-  switch (opsElementSize(dtype)) {
+  switch (dtypeSize(dtype)) {
   case 1:
     return f(uint8_t{});
   case 2:
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(kThreads)
 /// the builder's strides.
 Status stridedCopy(Context &ctx, const ShapeText &text, const TensorRef &in,
                    const TensorRef &out, SpaceBuilder<1> builder) {
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   builder.coalesce();
@@ -749,7 +749,7 @@ Status maskPositions(Context &ctx, const ShapeText &text, Scratch &scratch,
                      const TensorRef &mask, int64_t room, DataErrorCode code,
                      OpId op, int64_t *&positions) {
   cudaStream_t stream = streamOf(ctx);
-  int64_t n = opsNumel(mask);
+  int64_t n = mask.numel();
   if (n >= kInt32Limit)
     return fail(text, "masks of 2^31 or more elements are not supported");
   size_t tempBytes = 0;
@@ -793,8 +793,8 @@ Status tupleSpaceOf(const ShapeText &text, const TensorRef &data,
     return fail(text, "index tuples longer than the data's rank or " +
                           std::to_string(kMaxOpRank));
   space.k = static_cast<int>(k);
-  tuples = opsCount(Shape(indices.shape.begin(), indices.shape.end() - 1));
-  sliceElems = opsCount(Shape(data.shape.begin() + k, data.shape.end()));
+  tuples = numElements(Shape(indices.shape.begin(), indices.shape.end() - 1));
+  sliceElems = numElements(Shape(data.shape.begin() + k, data.shape.end()));
   slots = 1;
   for (int64_t q = k - 1; q >= 0; --q) {
     space.size[q] = data.shape[q];
@@ -805,8 +805,8 @@ Status tupleSpaceOf(const ShapeText &text, const TensorRef &data,
 }
 
 Status sameSize(const ShapeText &text, const TensorRef &a, const TensorRef &b) {
-  if (opsNumel(a) != opsNumel(b) ||
-      opsElementSize(a.dtype) != opsElementSize(b.dtype))
+  if (a.numel() != b.numel() ||
+      dtypeSize(a.dtype) != dtypeSize(b.dtype))
     return fail(text, "input and out differ in size or element size");
   return Status::success();
 }
@@ -821,9 +821,9 @@ Status copy(Context &ctx, const TensorRef &input, const TensorRef &out) {
   ShapeText text("copy");
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  if (opsBytes(input) != opsBytes(out))
+  if (input.bytes() != out.bytes())
     return fail(text, "input and out differ in bytes");
-  size_t bytes = opsBytes(input);
+  size_t bytes = input.bytes();
   if (bytes == 0 || input.data == out.data)
     return Status::success();
   uint64_t a = addressOf(input.data), b = addressOf(out.data);
@@ -839,7 +839,7 @@ Status transpose(Context &ctx, const TensorRef &input, const TensorRef &out,
   ShapeText text("transpose");
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  text("perm", opsShapeString(perm));
+  text("perm", shapeString(perm));
   if (Status s = sameSize(text, input, out); !s)
     return s;
   if (perm.size() != input.shape.size() || out.rank() != input.rank())
@@ -861,8 +861,8 @@ Status slice(Context &ctx, const TensorRef &input, const TensorRef &out,
   ShapeText text("slice");
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  text("starts", opsShapeString(starts))("steps", opsShapeString(strides));
-  if (opsElementSize(input.dtype) != opsElementSize(out.dtype))
+  text("starts", shapeString(starts))("steps", shapeString(strides));
+  if (dtypeSize(input.dtype) != dtypeSize(out.dtype))
     return fail(text, "input and out differ in element size");
   size_t rank = input.shape.size();
   if (starts.size() != rank || strides.size() != rank ||
@@ -889,13 +889,13 @@ Status concat(Context &ctx, const std::vector<TensorRef> &inputs,
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d)
     outer *= out.shape[d];
-  if (opsNumel(out) == 0 || outer == 0)
+  if (out.numel() == 0 || outer == 0)
     return Status::success();
-  size_t outRow = opsBytes(out) / outer, at = 0;
+  size_t outRow = out.bytes() / outer, at = 0;
   for (const TensorRef &in : inputs) {
-    if (opsElementSize(in.dtype) != opsElementSize(out.dtype))
+    if (dtypeSize(in.dtype) != dtypeSize(out.dtype))
       return fail(text, "an input's element size differs from out's");
-    size_t row = opsNumel(in) ? opsBytes(in) / outer : 0;
+    size_t row = in.numel() ? in.bytes() / outer : 0;
     if (at + row > outRow)
       return fail(text, "the inputs hold more than out");
     if (Status s =
@@ -918,13 +918,13 @@ Status split(Context &ctx, const TensorRef &input,
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d)
     outer *= input.shape[d];
-  if (opsNumel(input) == 0 || outer == 0)
+  if (input.numel() == 0 || outer == 0)
     return Status::success();
-  size_t inRow = opsBytes(input) / outer, at = 0;
+  size_t inRow = input.bytes() / outer, at = 0;
   for (const TensorRef &out : outs) {
-    if (opsElementSize(out.dtype) != opsElementSize(input.dtype))
+    if (dtypeSize(out.dtype) != dtypeSize(input.dtype))
       return fail(text, "an output's element size differs from input's");
-    size_t row = opsNumel(out) ? opsBytes(out) / outer : 0;
+    size_t row = out.numel() ? out.bytes() / outer : 0;
     if (at + row > inRow)
       return fail(text, "the outputs hold more than the input");
     if (Status s =
@@ -941,7 +941,7 @@ Status expand(Context &ctx, const TensorRef &input, const TensorRef &out) {
   ShapeText text("expand");
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  if (opsElementSize(input.dtype) != opsElementSize(out.dtype))
+  if (dtypeSize(input.dtype) != dtypeSize(out.dtype))
     return fail(text, "input and out differ in element size");
   if (input.rank() > out.rank())
     return fail(text, "input has more dimensions than out");
@@ -956,7 +956,7 @@ Status pad(Context &ctx, const TensorRef &input, const TensorRef &out,
   ShapeText text("pad");
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  text("pads", opsShapeString(pads))("value", value);
+  text("pads", shapeString(pads))("value", value);
   if (input.dtype != out.dtype)
     return fail(text, "input and out differ in element type");
   int64_t rank = input.rank();
@@ -964,7 +964,7 @@ Status pad(Context &ctx, const TensorRef &input, const TensorRef &out,
     return fail(text, "pads, input and out differ in rank");
   if (rank > kMaxOpRank)
     return refuseRank(text);
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   PadSpace space{};
@@ -1003,7 +1003,7 @@ Status trilu(Context &ctx, const TensorRef &input, const TensorRef &out,
     return s;
   if (input.rank() < 2)
     return fail(text, "input needs at least two dimensions");
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   int64_t rows = input.shape[input.rank() - 2], cols = input.shape.back();
@@ -1026,11 +1026,11 @@ Status cumsum(Context &ctx, const TensorRef &input, const TensorRef &out,
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
   text("axis", axis)("exclusive", exclusive)("reverse", reverse);
-  if (input.dtype != out.dtype || opsNumel(input) != opsNumel(out))
+  if (input.dtype != out.dtype || input.numel() != out.numel())
     return fail(text, "input and out differ in type or size");
   if (axis < 0 || axis >= input.rank())
     return fail(text, "axis out of range");
-  int64_t n = opsNumel(input);
+  int64_t n = input.numel();
   if (n == 0)
     return Status::success();
   int64_t outer = 1, inner = 1, size = input.shape[axis];
@@ -1062,7 +1062,7 @@ Status reduce(Context &ctx, ReduceOp op, const TensorRef &input,
   text("op", static_cast<int>(op));
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  text("axes", opsShapeString(axes));
+  text("axes", shapeString(axes));
   if (input.dtype != out.dtype)
     return fail(text, "input and out differ in element type");
   int64_t rank = input.rank();
@@ -1072,12 +1072,12 @@ Status reduce(Context &ctx, ReduceOp op, const TensorRef &input,
       return fail(text, "an axis is out of range or repeated");
     isReduced[a] = true;
   }
-  int64_t outN = opsNumel(out), count = 1;
+  int64_t outN = out.numel(), count = 1;
   for (int64_t a : axes)
     count *= input.shape[a];
   if (outN == 0)
     return Status::success();
-  if (count != 0 && outN * count != opsNumel(input))
+  if (count != 0 && outN * count != input.numel())
     return fail(text, "out's size does not match the reduced input");
   std::vector<int64_t> si = rowMajorStrides(input.shape);
   SpaceBuilder<1> kept, reduced;
@@ -1096,7 +1096,7 @@ Status reduce(Context &ctx, ReduceOp op, const TensorRef &input,
   while (innermost > 0 && input.shape[innermost] == 1)
     --innermost;
   bool threadEach = rank > 0 && !isReduced[innermost] && outN >= 2048;
-  bool small = opsNumel(input) < kInt32Limit && outN < kInt32Limit;
+  bool small = input.numel() < kInt32Limit && outN < kInt32Limit;
   cudaStream_t stream = streamOf(ctx);
   return visitArithmetic(input.dtype, text, [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -1138,7 +1138,7 @@ Status argmax(Context &ctx, const TensorRef &input, const TensorRef &out,
   int64_t lines = outer * inner;
   if (lines == 0)
     return Status::success();
-  if (opsNumel(out) != lines)
+  if (out.numel() != lines)
     return fail(text, "out's size does not match the reduced input");
   cudaStream_t stream = streamOf(ctx);
   return visitArithmetic(input.dtype, text, [&](auto tag) -> Status {
@@ -1166,21 +1166,21 @@ Status gather(Context &ctx, const TensorRef &data, const TensorRef &indices,
   describeTensor(text, "indices", indices);
   describeTensor(text, "out", out);
   text("axis", axis);
-  if (opsElementSize(data.dtype) != opsElementSize(out.dtype))
+  if (dtypeSize(data.dtype) != dtypeSize(out.dtype))
     return fail(text, "data and out differ in element size");
   if (axis < 0 || axis >= data.rank())
     return fail(text, "axis out of range");
   int64_t outer = 1, inner = 1, size = data.shape[axis],
-          count = opsNumel(indices);
+          count = indices.numel();
   for (int64_t d = 0; d < axis; ++d)
     outer *= data.shape[d];
   for (int64_t d = axis + 1; d < data.rank(); ++d)
     inner *= data.shape[d];
-  if (opsNumel(out) != outer * count * inner)
+  if (out.numel() != outer * count * inner)
     return fail(text, "out's size does not match");
-  if (opsNumel(out) == 0)
+  if (out.numel() == 0)
     return Status::success();
-  size_t chunk = inner * opsElementSize(data.dtype);
+  size_t chunk = inner * dtypeSize(data.dtype);
   cudaStream_t stream = streamOf(ctx);
   DataError *error = dataErrorOf(ctx);
   return visitIndex(indices, text, [&](auto idx) -> Status {
@@ -1212,19 +1212,19 @@ Status gatherGrad(Context &ctx, const TensorRef &grad, const TensorRef &indices,
   if (axis < 0 || axis >= out.rank())
     return fail(text, "axis out of range");
   int64_t outer = 1, inner = 1, size = out.shape[axis],
-          count = opsNumel(indices);
+          count = indices.numel();
   for (int64_t d = 0; d < axis; ++d)
     outer *= out.shape[d];
   for (int64_t d = axis + 1; d < out.rank(); ++d)
     inner *= out.shape[d];
-  if (opsNumel(grad) != outer * count * inner)
+  if (grad.numel() != outer * count * inner)
     return fail(text, "grad's size does not match");
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   cudaStream_t stream = streamOf(ctx);
   if (count == 0)
-    return check(cudaMemsetAsync(out.data, 0, opsBytes(out), stream), text,
+    return check(cudaMemsetAsync(out.data, 0, out.bytes(), stream), text,
                  "cudaMemsetAsync");
   if (count >= kInt32Limit || size >= kInt32Limit - 1)
     return fail(text, "2^31 or more indices or positions are not supported");
@@ -1297,15 +1297,15 @@ Status gatherElements(Context &ctx, const TensorRef &data,
   describeTensor(text, "indices", indices);
   describeTensor(text, "out", out);
   text("axis", axis);
-  if (opsElementSize(data.dtype) != opsElementSize(out.dtype))
+  if (dtypeSize(data.dtype) != dtypeSize(out.dtype))
     return fail(text, "data and out differ in element size");
   int64_t rank = data.rank();
   if (axis < 0 || axis >= rank || indices.rank() != rank ||
-      opsNumel(out) != opsNumel(indices))
+      out.numel() != indices.numel())
     return fail(text, "axis, data, indices and out do not match");
   if (rank > kMaxOpRank)
     return refuseRank(text);
-  int64_t n = opsNumel(indices);
+  int64_t n = indices.numel();
   if (n == 0)
     return Status::success();
   ElementsSpace space{};
@@ -1338,7 +1338,7 @@ Status gatherND(Context &ctx, const TensorRef &data, const TensorRef &indices,
   describeTensor(text, "data", data);
   describeTensor(text, "indices", indices);
   describeTensor(text, "out", out);
-  if (opsElementSize(data.dtype) != opsElementSize(out.dtype))
+  if (dtypeSize(data.dtype) != dtypeSize(out.dtype))
     return fail(text, "data and out differ in element size");
   TupleSpace space{};
   int64_t tuples = 0, sliceElems = 0, slots = 0;
@@ -1346,11 +1346,11 @@ Status gatherND(Context &ctx, const TensorRef &data, const TensorRef &indices,
           tupleSpaceOf(text, data, indices, space, tuples, sliceElems, slots);
       !s)
     return s;
-  if (opsNumel(out) != tuples * sliceElems)
+  if (out.numel() != tuples * sliceElems)
     return fail(text, "out's size does not match");
-  if (opsNumel(out) == 0)
+  if (out.numel() == 0)
     return Status::success();
-  size_t chunk = sliceElems * opsElementSize(data.dtype);
+  size_t chunk = sliceElems * dtypeSize(data.dtype);
   cudaStream_t stream = streamOf(ctx);
   DataError *error = dataErrorOf(ctx);
   return visitIndex(indices, text, [&](auto idx) -> Status {
@@ -1377,7 +1377,7 @@ Status scatterND(Context &ctx, const TensorRef &data, const TensorRef &indices,
   describeTensor(text, "out", out);
   if (Status s = sameSize(text, data, out); !s)
     return s;
-  if (opsElementSize(updates.dtype) != opsElementSize(data.dtype))
+  if (dtypeSize(updates.dtype) != dtypeSize(data.dtype))
     return fail(text, "updates and data differ in element size");
   TupleSpace space{};
   int64_t tuples = 0, sliceElems = 0, slots = 0;
@@ -1385,7 +1385,7 @@ Status scatterND(Context &ctx, const TensorRef &data, const TensorRef &indices,
           tupleSpaceOf(text, data, indices, space, tuples, sliceElems, slots);
       !s)
     return s;
-  if (opsNumel(updates) != tuples * sliceElems)
+  if (updates.numel() != tuples * sliceElems)
     return fail(text, "updates' size does not match");
   if (Status s = copy(ctx, data, out); !s)
     return s;
@@ -1439,7 +1439,7 @@ Status scatterND(Context &ctx, const TensorRef &data, const TensorRef &indices,
                 text, "cub::DeviceRadixSort::SortPairs");
       !s)
     return s;
-  size_t chunk = sliceElems * opsElementSize(data.dtype);
+  size_t chunk = sliceElems * dtypeSize(data.dtype);
   if (Status s = visitWord(
           {addressOf(updates.data), addressOf(out.data), chunk},
           [&](auto word) -> Status {
@@ -1465,19 +1465,19 @@ Status maskedScatter(Context &ctx, const TensorRef &data, const TensorRef &mask,
   describeTensor(text, "out", out);
   if (Status s = sameSize(text, data, out); !s)
     return s;
-  if (opsElementSize(mask.dtype) != 1 || opsNumel(mask) != opsNumel(data))
+  if (dtypeSize(mask.dtype) != 1 || mask.numel() != data.numel())
     return fail(text, "mask must be i1 with data's shape");
-  if (opsElementSize(source.dtype) != opsElementSize(data.dtype))
+  if (dtypeSize(source.dtype) != dtypeSize(data.dtype))
     return fail(text, "source and data differ in element size");
   if (Status s = copy(ctx, data, out); !s)
     return s;
-  int64_t n = opsNumel(data);
+  int64_t n = data.numel();
   if (n == 0)
     return Status::success();
   cudaStream_t stream = streamOf(ctx);
   Scratch scratch(stream);
   int64_t *positions = nullptr;
-  if (Status s = maskPositions(ctx, text, scratch, mask, opsNumel(source),
+  if (Status s = maskPositions(ctx, text, scratch, mask, source.numel(),
                                DataErrorCode::TooFewSourceValues,
                                OpId::MaskedScatter, positions);
       !s)
@@ -1489,7 +1489,7 @@ Status maskedScatter(Context &ctx, const TensorRef &data, const TensorRef &mask,
             maskedScatterKernel<T>
                 <<<blocksFor(n, kThreads), kThreads, 0, stream>>>(
                     n, mask.as<const uint8_t>(), positions,
-                    source.as<const T>(), opsNumel(source), out.as<T>());
+                    source.as<const T>(), source.numel(), out.as<T>());
             return checkLaunch(text);
           });
       !s)
@@ -1503,22 +1503,22 @@ Status maskedSelect(Context &ctx, const TensorRef &input, const TensorRef &mask,
   describeTensor(text, "input", input);
   describeTensor(text, "mask", mask);
   describeTensor(text, "out", out);
-  if (opsElementSize(mask.dtype) != 1 || opsNumel(mask) != opsNumel(input))
+  if (dtypeSize(mask.dtype) != 1 || mask.numel() != input.numel())
     return fail(text, "mask must be i1 with input's shape");
-  if (opsElementSize(out.dtype) != opsElementSize(input.dtype))
+  if (dtypeSize(out.dtype) != dtypeSize(input.dtype))
     return fail(text, "input and out differ in element size");
   cudaStream_t stream = streamOf(ctx);
-  if (opsBytes(out))
-    if (Status s = check(cudaMemsetAsync(out.data, 0, opsBytes(out), stream),
+  if (out.bytes())
+    if (Status s = check(cudaMemsetAsync(out.data, 0, out.bytes(), stream),
                          text, "cudaMemsetAsync");
         !s)
       return s;
-  int64_t n = opsNumel(input);
+  int64_t n = input.numel();
   if (n == 0)
     return Status::success();
   Scratch scratch(stream);
   int64_t *positions = nullptr;
-  if (Status s = maskPositions(ctx, text, scratch, mask, opsNumel(out),
+  if (Status s = maskPositions(ctx, text, scratch, mask, out.numel(),
                                DataErrorCode::TooManyTrueValues,
                                OpId::MaskedSelect, positions);
       !s)
@@ -1530,7 +1530,7 @@ Status maskedSelect(Context &ctx, const TensorRef &input, const TensorRef &mask,
                       maskedSelectKernel<T>
                           <<<blocksFor(n, kThreads), kThreads, 0, stream>>>(
                               n, mask.as<const uint8_t>(), positions,
-                              input.as<const T>(), opsNumel(out), out.as<T>());
+                              input.as<const T>(), out.numel(), out.as<T>());
                       return checkLaunch(text);
                     });
       !s)

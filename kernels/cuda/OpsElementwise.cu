@@ -75,7 +75,7 @@ template <typename F> Status visitStorage(DType dtype, F &&f) {
 
 /// Calls f(T{}) with an unsigned type of the element size.
 template <typename F> Status visitBits(DType dtype, F &&f) {
-  switch (opsElementSize(dtype)) {
+  switch (dtypeSize(dtype)) {
   case 1:
     return f(uint8_t{});
   case 2:
@@ -420,9 +420,9 @@ Status unary(Context &ctx, UnaryOp op, const TensorRef &input,
   describeTensor(text, "out", out);
   if (!supportsUnary(op, input.dtype) || out.dtype != input.dtype)
     return fail(text, "unsupported element type");
-  if (opsNumel(out) != opsNumel(input))
+  if (out.numel() != input.numel())
     return fail(text, "input and out differ in size");
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   unsigned blocks = blocksFor(n, kThreads);
@@ -473,13 +473,13 @@ Status binary(Context &ctx, BinaryOp op, const TensorRef &lhs,
   describeTensor(text, "rhs", rhs);
   describeTensor(text, "out", out);
   bool logic = op == BinaryOp::And || op == BinaryOp::Or || op == BinaryOp::Xor;
-  DType want = opsIsCompare(op) ? DType::Bool : lhs.dtype;
+  DType want = isCompare(op) ? DType::Bool : lhs.dtype;
   if (!supportsBinary(op, lhs.dtype) || rhs.dtype != lhs.dtype ||
       out.dtype != want)
     return fail(text, "unsupported element types");
   if (lhs.rank() > out.rank() || rhs.rank() > out.rank())
     return fail(text, "an operand has more dimensions than out");
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   SpaceBuilder<2> builder;
@@ -502,7 +502,7 @@ Status binary(Context &ctx, BinaryOp op, const TensorRef &lhs,
     }
     return visitStorage(lhs.dtype, [&](auto tag) -> Status {
       using T = decltype(tag);
-      if (opsIsCompare(op))
+      if (isCompare(op))
         compareKernel<T, I><<<blocks, kThreads, 0, stream>>>(
             n, space, op, lhs.as<const T>(), rhs.as<const T>(),
             out.as<uint8_t>());
@@ -528,7 +528,7 @@ Status where(Context &ctx, const TensorRef &condition, const TensorRef &lhs,
   if (condition.rank() > out.rank() || lhs.rank() > out.rank() ||
       rhs.rank() > out.rank())
     return fail(text, "an operand has more dimensions than out");
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   SpaceBuilder<3> builder;
@@ -557,9 +557,9 @@ Status cast(Context &ctx, const TensorRef &input, const TensorRef &out) {
   ShapeText text("cast");
   describeTensor(text, "input", input);
   describeTensor(text, "out", out);
-  if (opsNumel(input) != opsNumel(out))
+  if (input.numel() != out.numel())
     return fail(text, "input and out differ in size");
-  int64_t n = opsNumel(out);
+  int64_t n = out.numel();
   if (n == 0)
     return Status::success();
   unsigned blocks = blocksFor(n, kThreads);

@@ -51,42 +51,8 @@ constexpr int kThreads = 256;
 // Host helpers: messages, shapes, scratch memory, GEMM
 //===----------------------------------------------------------------------===//
 
-int64_t elementsOf(const Shape &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-int64_t elementsOf(const TensorRef &t) { return elementsOf(t.shape); }
-
-const char *typeName(DType dtype) {
-  switch (dtype) {
-  case DType::F32:
-    return "f32";
-  case DType::F64:
-    return "f64";
-  case DType::F16:
-    return "f16";
-  case DType::BF16:
-    return "bf16";
-  case DType::I64:
-    return "i64";
-  case DType::I32:
-    return "i32";
-  case DType::I16:
-    return "i16";
-  case DType::I8:
-    return "i8";
-  case DType::U8:
-    return "u8";
-  case DType::Bool:
-    return "i1";
-  }
-  return "?";
-}
-
 std::string tensorText(const TensorRef &t) {
-  std::string text = typeName(t.dtype);
+  std::string text = dtypeName(t.dtype);
   text += "[";
   for (size_t i = 0; i < t.shape.size(); ++i)
     text += (i ? ", " : "") + std::to_string(t.shape[i]);
@@ -104,23 +70,6 @@ ShapeText describe(
   return text;
 }
 
-size_t bytesOf(DType dtype) {
-  switch (dtype) {
-  case DType::F64:
-  case DType::I64:
-    return 8;
-  case DType::F32:
-  case DType::I32:
-    return 4;
-  case DType::F16:
-  case DType::BF16:
-  case DType::I16:
-    return 2;
-  default:
-    return 1;
-  }
-}
-
 bool allOf(DType dtype, std::initializer_list<const TensorRef *> tensors) {
   for (const TensorRef *t : tensors)
     if (t && t->dtype != dtype)
@@ -136,7 +85,7 @@ Status dispatchF32F64(DType dtype, const ShapeText &shape, F &&f) {
   if (dtype == DType::F64)
     return f(double{});
   return fail(shape, std::string("unsupported element type ") +
-                         typeName(dtype) + " (f32 and f64 are supported)");
+                         dtypeName(dtype) + " (f32 and f64 are supported)");
 }
 
 /// Device memory for one op call, allocated and freed in stream order.
@@ -213,7 +162,7 @@ Status runGemm(Context &ctx, const ShapeText &shape, DType inType,
       return Status::success();
     return check(
         cudaMemsetAsync(d, 0,
-                        static_cast<size_t>(batch * m * n) * bytesOf(outType),
+                        static_cast<size_t>(batch * m * n) * dtypeSize(outType),
                         streamOf(ctx)),
         shape, "cudaMemsetAsync");
   }
@@ -836,7 +785,7 @@ Status checkLoraOperands(const ShapeText &shape, const TensorRef &x,
   if (x.dtype != DType::F32 || !allOf(DType::F32, {&w, &a, &b}) ||
       !allOf(DType::F32, more))
     return fail(shape, std::string("unsupported element type ") +
-                           typeName(x.dtype) +
+                           dtypeName(x.dtype) +
                            " (f32 only: the adapters are fp32 masters)");
   if (x.rank() < 1 || w.rank() != 2 || a.rank() != 2 || b.rank() != 2)
     return fail(shape, "x needs rank >= 1 and w, a, b rank 2");
@@ -844,7 +793,7 @@ Status checkLoraOperands(const ShapeText &shape, const TensorRef &x,
 }
 
 Status checkRng(const ShapeText &shape, const TensorRef &rng) {
-  if (rng.dtype != DType::I64 || elementsOf(rng) != 2 || !rng.data)
+  if (rng.dtype != DType::I64 || numElements(rng.shape) != 2 || !rng.data)
     return fail(shape, "rng must be i64[2] [seed, counter] in device memory");
   return Status::success();
 }
@@ -866,7 +815,7 @@ Status loraForward(Context &ctx, const ShapeText &shape, const TensorRef &x,
                    const TensorRef *rng, const TensorRef &out, double scale,
                    double dropout, int64_t stream, bool transposeB) {
   int64_t in = x.shape.back(), outDim = out.shape.back(), r = a.shape[0];
-  int64_t rows = outDim ? elementsOf(out) / outDim : 0;
+  int64_t rows = outDim ? numElements(out.shape) / outDim : 0;
   if (rows == 0 || outDim == 0)
     return Status::success();
   const float *px = x.as<const float>();
@@ -938,7 +887,7 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
                 (out.dtype == DType::BF16 || out.dtype == DType::F32);
   if (!f32 && !f64 && !bf16In)
     return fail(shape, std::string("unsupported element type ") +
-                           typeName(lhs.dtype) +
+                           dtypeName(lhs.dtype) +
                            " (f32, f64, and bf16 with a bf16 or f32 result)");
   int64_t lr = lhs.rank(), rr = rhs.rank(), orank = out.rank();
   if (lr < 2 || rr < 2 || orank < 2)
@@ -946,12 +895,12 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
   int64_t m = out.shape[orank - 2], n = out.shape[orank - 1];
   int64_t k = transposeA ? lhs.shape[lr - 2] : lhs.shape[lr - 1];
   int64_t lda = lhs.shape[lr - 1], ldb = rhs.shape[rr - 1];
-  if (elementsOf(out) == 0)
+  if (numElements(out.shape) == 0)
     return Status::success();
   DType in = lhs.dtype;
   // A plain linear layer: every row of lhs in one GEMM.
   if (rr == 2 && !transposeA)
-    return runGemm(ctx, shape, in, out.dtype, elementsOf(out) / n, n, k,
+    return runGemm(ctx, shape, in, out.dtype, numElements(out.shape) / n, n, k,
                    {lhs.data, lda, false}, {rhs.data, ldb, transposeB},
                    out.data, 1, 1.0, 0.0);
   // Batch dimensions (right-aligned, NumPy broadcasting): each operand's
@@ -994,7 +943,7 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
     dims.pop_back();
   int64_t lm = lhs.shape[lr - 2] * lhs.shape[lr - 1];
   int64_t rm = rhs.shape[rr - 2] * rhs.shape[rr - 1];
-  size_t inBytes = bytesOf(in), outBytes = bytesOf(out.dtype);
+  size_t inBytes = dtypeSize(in), outBytes = dtypeSize(out.dtype);
   int64_t outer = 1;
   for (const Dim &d : dims)
     outer *= d.size;
@@ -1081,7 +1030,7 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
       return s;
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
   int64_t n =
-      in ? elementsOf(x) / in : elementsOf(dy) / std::max<int64_t>(outDim, 1);
+      in ? numElements(x.shape) / in : numElements(dy.shape) / std::max<int64_t>(outDim, 1);
   Scratch scratch(streamOf(ctx));
   const float *pdy = dy.as<const float>();
   const float *xp = x.as<const float>();
@@ -1221,7 +1170,7 @@ Status normRows(const ShapeText &shape, const TensorRef &input, int64_t axis,
   size = 1;
   for (int64_t d = axis; d < input.rank(); ++d)
     size *= input.shape[d];
-  rows = size ? elementsOf(input) / size : 0;
+  rows = size ? numElements(input.shape) / size : 0;
   return Status::success();
 }
 } // namespace
@@ -1321,7 +1270,7 @@ Status crossEntropy(Context &ctx, const TensorRef &logits,
           vocab = logits.shape[2];
   if (Status s = checkLabels(shape, labels, batch, seq); !s)
     return s;
-  if (out.dtype != DType::F32 || elementsOf(out) != 1)
+  if (out.dtype != DType::F32 || numElements(out.shape) != 1)
     return fail(shape, "out must be f32 []");
   return dispatchF32F64(logits.dtype, shape, [&](auto tag) {
     using T = decltype(tag);
@@ -1364,7 +1313,7 @@ Status crossEntropyGrad(Context &ctx, const TensorRef &dloss,
           vocab = logits.shape[2];
   if (Status s = checkLabels(shape, labels, batch, seq); !s)
     return s;
-  if (dloss.dtype != DType::F32 || elementsOf(dloss) != 1)
+  if (dloss.dtype != DType::F32 || numElements(dloss.shape) != 1)
     return fail(shape, "dloss must be f32 []");
   if (out.dtype != logits.dtype)
     return fail(shape, "out must have the logits' element type");
@@ -1401,15 +1350,15 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
                                         {"gradInput", &gradInput}});
   if (!allOf(DType::F32, {&input, &weight, &gradInput}))
     return fail(shape, std::string("unsupported element type ") +
-                           typeName(input.dtype) + " (f32 only)");
+                           dtypeName(input.dtype) + " (f32 only)");
   if (input.rank() != 3 || weight.rank() != 2)
     return fail(shape, "input must be [B, S, D] and weight rank 2");
   int64_t batch = input.shape[0], seq = input.shape[1], dim = input.shape[2];
   int64_t vocab = transposeB ? weight.shape[0] : weight.shape[1];
   if (Status s = checkLabels(shape, labels, batch, seq); !s)
     return s;
-  if (dloss.dtype != DType::F32 || elementsOf(dloss) != 1 ||
-      loss.dtype != DType::F32 || elementsOf(loss) != 1)
+  if (dloss.dtype != DType::F32 || numElements(dloss.shape) != 1 ||
+      loss.dtype != DType::F32 || numElements(loss.shape) != 1)
     return fail(shape, "dloss and loss must be f32 []");
   int64_t rows = batch * seq;
   Scratch scratch(streamOf(ctx));
@@ -1479,7 +1428,7 @@ Status globalNorm(Context &ctx, const std::vector<TensorRef> &inputs,
                   const TensorRef &out) {
   ShapeText shape = describe("global_norm", {{"out", &out}});
   shape("inputs", inputs.size());
-  if (out.dtype != DType::F32 || elementsOf(out) != 1)
+  if (out.dtype != DType::F32 || numElements(out.shape) != 1)
     return fail(shape, "out must be f32 []");
   std::vector<NormTensor> tensors;
   int64_t partials = 0;
@@ -1490,9 +1439,9 @@ Status globalNorm(Context &ctx, const std::vector<TensorRef> &inputs,
                                             : -1;
     if (kind < 0)
       return fail(shape, std::string("unsupported element type ") +
-                             typeName(t.dtype) + " of input " + tensorText(t) +
+                             dtypeName(t.dtype) + " of input " + tensorText(t) +
                              " (f32, f64 and bf16)");
-    int64_t n = elementsOf(t);
+    int64_t n = numElements(t.shape);
     int32_t blocks = static_cast<int32_t>(std::clamp<int64_t>(
         (n + 8 * kThreads - 1) / (8 * kThreads), 1, kMaxNormBlocks));
     tensors.push_back({t.data, n, partials, blocks, kind});
@@ -1538,14 +1487,14 @@ Status adamW(Context &ctx, const TensorRef &param, const TensorRef &grad,
     return fail(shape, "param, grad, the moments and the results must have "
                        "one element type");
   auto isScalar = [](const TensorRef &t, DType dtype) {
-    return t.dtype == dtype && elementsOf(t) == 1 && t.data;
+    return t.dtype == dtype && numElements(t.shape) == 1 && t.data;
   };
   if (!isScalar(lr, DType::F32) || !isScalar(weightDecay, DType::F32) ||
       !isScalar(step, DType::I64) ||
       (gradScale && !isScalar(*gradScale, DType::F32)))
     return fail(shape, "lr, weight_decay and grad_scale must be f32 [] and "
                        "step i64 [] in device memory");
-  int64_t n = elementsOf(param);
+  int64_t n = numElements(param.shape);
   return dispatchF32F64(param.dtype, shape, [&](auto tag) {
     using T = decltype(tag);
     // At least one block, so a bad step is reported even for an empty
