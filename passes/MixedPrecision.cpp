@@ -30,11 +30,29 @@ namespace {
 /// The bundle file of the converted weights.
 constexpr llvm::StringLiteral kConvertedFile = "weights.bf16.bin";
 
+bool isWeightOperand(OpOperand &use);
+
+/// A transpose whose every result use is a weight operand (the dynamo
+/// exporter's `MatMul(x, Transpose(W))`): it moves the bf16 weight as it
+/// moved the f32 one.
+bool isWeightTranspose(Operation *op) {
+  auto transpose = dyn_cast<TransposeOp>(op);
+  if (!transpose || transpose.getResult().use_empty())
+    return false;
+  for (OpOperand &use : transpose.getResult().getUses())
+    if (!isWeightOperand(use))
+      return false;
+  return true;
+}
+
 /// Whether `use` is the weight operand of a matmul-family op: either
 /// operand of a matmul (the other is the activation), `w` of
-/// lora_matmul(_grad), `weight` of linear_cross_entropy.
+/// lora_matmul(_grad), `weight` of linear_cross_entropy; or the input of a
+/// transpose that only feeds such operands.
 bool isWeightOperand(OpOperand &use) {
   Operation *owner = use.getOwner();
+  if (isWeightTranspose(owner))
+    return true;
   if (isa<MatmulOp>(owner))
     return true;
   if (auto op = dyn_cast<LoRAMatmulOp>(owner))
@@ -106,6 +124,12 @@ struct VLoRAMixedPrecisionPass
                   b.getNamedAttr("length", param.getLengthAttr()),
               }));
         param.getResult().setType(bf16);
+        for (Operation *user : param.getResult().getUsers())
+          if (isWeightTranspose(user)) {
+            Value moved = user->getResult(0);
+            moved.setType(cast<RankedTensorType>(moved.getType())
+                              .clone(b.getBF16Type()));
+          }
         param.setSourceAttr(
             WeightSourceAttr::get(module.getContext(), WeightSource::bundle));
         param.setFileAttr(b.getStringAttr(kConvertedFile));
@@ -117,9 +141,11 @@ struct VLoRAMixedPrecisionPass
       bytesSaved += length;
     }
     // Every op whose result type depends on a converted weight keeps it:
-    // matmul-family results take the activation's f32 type. Verify that.
+    // matmul-family results take the activation's f32 type, a moved weight
+    // (transpose) is bf16. Verify that.
     WalkResult result = module.walk([&](Operation *op) {
-      if (isa<MatmulOp, LoRAMatmulOp, LoRAMatmulGradOp, LinearCrossEntropyOp>(op)) {
+      if (isa<MatmulOp, LoRAMatmulOp, LoRAMatmulGradOp, LinearCrossEntropyOp,
+              TransposeOp>(op)) {
         SmallVector<Type> inferred;
         auto iface = cast<InferTypeOpInterface>(op);
         if (failed(iface.inferReturnTypes(

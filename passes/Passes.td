@@ -147,7 +147,9 @@ def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
   let description = [{
     With `compute=bf16`, every frozen f32 parameter whose uses, in every
     function, are all the weight operand of a matmul-family op (`matmul`,
-    `lora_matmul`, `lora_matmul_grad`, `linear_cross_entropy`) becomes a
+    `lora_matmul`, `lora_matmul_grad`, `linear_cross_entropy`; or the input
+    of a `transpose` that only feeds such operands, as the dynamo exporter
+    writes `MatMul(x, Transpose(W))`, and which then moves bf16) becomes a
     bf16 parameter of the bundle's `weights.bf16.bin` (source `bundle`,
     offsets assigned in name order, one copy per name). Its original
     location is kept in the `vlora.converted_from` attribute ({source, file,

@@ -22,7 +22,11 @@ module {
     %head = vlora.param "lm_head.weight" frozen initializer "model.onnx" [offset 544, length 512] : tensor<16x8xf32>
     %x = vlora.gather %table, %ids axis 0 : (tensor<16x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
     %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b {vlora.module = "model.layers.0.q_proj"} : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
-    %n = vlora.rms_norm %h, %g axis 2 epsilon 1.0e-06 : (tensor<1x4x8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+    // The dynamo exporter's MatMul(x, Transpose(W)).
+    %o = vlora.param "model.layers.0.o_proj.weight" frozen initializer "model.onnx" [offset 1056, length 256] : tensor<8x8xf32>
+    %ot = vlora.transpose %o [1, 0] : (tensor<8x8xf32>) -> tensor<8x8xf32>
+    %h2 = vlora.matmul %h, %ot : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+    %n = vlora.rms_norm %h2, %g axis 2 epsilon 1.0e-06 : (tensor<1x4x8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
     %logits = vlora.matmul %n, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
     return %logits : tensor<1x4x16xf32>
   }
@@ -31,14 +35,17 @@ module {
 // CHECK-LABEL: func.func @main
 // CHECK: %[[TABLE:.*]] = vlora.param "model.embed_tokens.weight" frozen initializer "model.onnx" [offset 0, length 512] : tensor<16x8xf32>
 // CHECK: vlora.param "model.norm.weight" frozen initializer "model.onnx" [offset 512, length 32] : tensor<8xf32>
-// CHECK: %[[W:.*]] = vlora.param "model.layers.0.q_proj.weight" frozen bundle "weights.bf16.bin" [offset 256, length 128] {vlora.converted_from = {file = "model.onnx.data", length = 256 : i64, offset = 1024 : i64, source = "external"}} : tensor<8x8xbf16>
+// CHECK: %[[W:.*]] = vlora.param "model.layers.0.q_proj.weight" frozen bundle "weights.bf16.bin" [offset 384, length 128] {vlora.converted_from = {file = "model.onnx.data", length = 256 : i64, offset = 1024 : i64, source = "external"}} : tensor<8x8xbf16>
 // CHECK: %[[HEAD:.*]] = vlora.param "lm_head.weight" frozen bundle "weights.bf16.bin" [offset 0, length 256] {vlora.converted_from = {file = "model.onnx", length = 512 : i64, offset = 544 : i64, source = "initializer"}} : tensor<16x8xbf16>
 // CHECK: vlora.gather %[[TABLE]]
 // CHECK: vlora.lora_matmul %{{.*}}, %[[W]], {{.*}} : (tensor<1x4x8xf32>, tensor<8x8xbf16>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+// CHECK: %[[O:.*]] = vlora.param "model.layers.0.o_proj.weight" frozen bundle "weights.bf16.bin" [offset 256, length 128] {vlora.converted_from = {file = "model.onnx", length = 256 : i64, offset = 1056 : i64, source = "initializer"}} : tensor<8x8xbf16>
+// CHECK: %[[OT:.*]] = vlora.transpose %[[O]] [1, 0] : (tensor<8x8xbf16>) -> tensor<8x8xbf16>
+// CHECK: vlora.matmul %{{.*}}, %[[OT]] : (tensor<1x4x8xf32>, tensor<8x8xbf16>) -> tensor<1x4x8xf32>
 // CHECK: vlora.matmul %{{.*}}, %[[HEAD]] transpose_b : (tensor<1x4x8xf32>, tensor<16x8xbf16>) -> tensor<1x4x16xf32>
 
 // TRAIN-LABEL: func.func @train_step
-// TRAIN-DAG: %[[W:.*]] = vlora.param "model.layers.0.q_proj.weight" frozen bundle "weights.bf16.bin" [offset 256, length 128]
+// TRAIN-DAG: %[[W:.*]] = vlora.param "model.layers.0.q_proj.weight" frozen bundle "weights.bf16.bin" [offset 384, length 128]
 // TRAIN-DAG: %[[HEAD:.*]] = vlora.param "lm_head.weight" frozen bundle "weights.bf16.bin" [offset 0, length 256]
 // TRAIN: vlora.lora_matmul_grad {{.*}}, %[[W]], {{.*}}tensor<8x8xbf16>
 // TRAIN-NOT: vlora.param "model.layers.0.q_proj.weight" frozen external
