@@ -117,6 +117,37 @@ private:
   std::vector<void *> blocks_;
 };
 
+/// bf16 -> f32, exact (bf16 is the upper half of an f32).
+__global__ void widenBF16Kernel(int64_t n, const uint16_t *__restrict__ in,
+                                float *__restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __uint_as_float(uint32_t(in[i]) << 16);
+}
+
+/// `t` itself, or, when it is bf16 (a --vlora-mixed-precision weight), an
+/// exact f32 copy of it in `scratch`: the matmul family then runs its f32
+/// path, as the CPU kernels do.
+Status widenedWeight(Context &ctx, const ShapeText &shape, Scratch &scratch,
+                     const TensorRef &t, TensorRef &out) {
+  out = t;
+  if (t.dtype != DType::BF16)
+    return Status::success();
+  int64_t n = numElements(t.shape);
+  float *wide = nullptr;
+  if (Status s = scratch.allocate(n, wide, shape); !s)
+    return s;
+  if (n > 0) {
+    widenBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
+                      streamOf(ctx)>>>(n, t.as<const uint16_t>(), wide);
+    if (Status s = checkLaunch(shape); !s)
+      return s;
+  }
+  out.data = wide;
+  out.dtype = DType::F32;
+  return Status::success();
+}
+
 /// One GEMM operand as the ops see it.
 struct Operand {
   const void *data = nullptr;
@@ -881,6 +912,19 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
               const TensorRef &out, bool transposeA, bool transposeB) {
   ShapeText shape =
       describe("matmul", {{"lhs", &lhs}, {"rhs", &rhs}, {"out", &out}});
+  // An f32 activation with a bf16 weight (either side): the f32 path on the
+  // weight widened exactly.
+  if (out.dtype == DType::F32 &&
+      ((lhs.dtype == DType::F32 && rhs.dtype == DType::BF16) ||
+       (lhs.dtype == DType::BF16 && rhs.dtype == DType::F32))) {
+    Scratch scratch(streamOf(ctx));
+    TensorRef l, r;
+    if (Status s = widenedWeight(ctx, shape, scratch, lhs, l); !s)
+      return s;
+    if (Status s = widenedWeight(ctx, shape, scratch, rhs, r); !s)
+      return s;
+    return matmul(ctx, l, r, out, transposeA, transposeB);
+  }
   bool f32 = allOf(DType::F32, {&lhs, &rhs, &out});
   bool f64 = allOf(DType::F64, {&lhs, &rhs, &out});
   bool bf16In = allOf(DType::BF16, {&lhs, &rhs}) &&
@@ -983,6 +1027,13 @@ Status loraMatmul(Context &ctx, const TensorRef &x, const TensorRef &w,
   ShapeText shape =
       describe("lora_matmul",
                {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
+  if (w.dtype == DType::BF16 && x.dtype == DType::F32) {
+    Scratch scratch(streamOf(ctx));
+    TensorRef wide;
+    if (Status s = widenedWeight(ctx, shape, scratch, w, wide); !s)
+      return s;
+    return loraMatmul(ctx, x, wide, a, b, out, scale, transposeB);
+  }
   if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
     return s;
   return loraForward(ctx, shape, x, w, a, b, nullptr, out, scale, 0.0, 0,
@@ -998,6 +1049,14 @@ Status loraMatmulDropout(Context &ctx, const TensorRef &x, const TensorRef &w,
       describe("lora_matmul",
                {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
   shape("dropout", dropout)("stream", stream);
+  if (w.dtype == DType::BF16 && x.dtype == DType::F32) {
+    Scratch scratch(streamOf(ctx));
+    TensorRef wide;
+    if (Status s = widenedWeight(ctx, shape, scratch, w, wide); !s)
+      return s;
+    return loraMatmulDropout(ctx, x, wide, a, b, rng, out, scale, dropout,
+                             stream, transposeB);
+  }
   if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
     return s;
   bool drop = dropout > 0;
@@ -1018,6 +1077,14 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
       describe("lora_matmul_grad",
                {{"dy", &dy}, {"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}});
   shape("dropout", dropout)("stream", stream);
+  if (w.dtype == DType::BF16 && x.dtype == DType::F32) {
+    Scratch scratch(streamOf(ctx));
+    TensorRef wide;
+    if (Status s = widenedWeight(ctx, shape, scratch, w, wide); !s)
+      return s;
+    return loraMatmulGrad(ctx, dy, x, wide, a, b, rng, gradA, gradB, gradX,
+                          scale, dropout, stream, transposeB);
+  }
   if (Status s =
           checkLoraOperands(shape, x, w, a, b, {&dy, &gradA, &gradB, gradX});
       !s)
@@ -1348,6 +1415,14 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
                                         {"weight", &weight},
                                         {"labels", &labels},
                                         {"gradInput", &gradInput}});
+  if (weight.dtype == DType::BF16 && input.dtype == DType::F32) {
+    Scratch scratch(streamOf(ctx));
+    TensorRef wide;
+    if (Status s = widenedWeight(ctx, shape, scratch, weight, wide); !s)
+      return s;
+    return linearCrossEntropy(ctx, input, wide, labels, dloss, loss, gradInput,
+                              ignoreIndex, transposeB);
+  }
   if (!allOf(DType::F32, {&input, &weight, &gradInput}))
     return fail(shape, std::string("unsupported element type ") +
                            dtypeName(input.dtype) + " (f32 only)");

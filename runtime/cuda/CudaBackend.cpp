@@ -362,21 +362,8 @@ private:
              "' kernel for element type " + kernels::dtypeName(t) +
              " (--device cpu has)";
     };
-    // A bf16 weight (--vlora-mixed-precision) with f32 activations: the CPU
-    // kernels widen it, the CUDA twins do not yet.
-    if (s.kernel == Kernel::Matmul || s.kernel == Kernel::LoRAMatmul ||
-        s.kernel == Kernel::LoRAMatmulGrad ||
-        s.kernel == Kernel::LinearCrossEntropy) {
-      bool f32 = false, bf16 = false;
-      for (size_t i = 0; i < s.inputs.size(); ++i) {
-        f32 |= dtypeOf(s, i) == DType::F32;
-        bf16 |= dtypeOf(s, i) == DType::BF16;
-      }
-      if (f32 && bf16)
-        return "has no '" + s.kernelName +
-               "' kernel for a bf16 weight with f32 operands: mixed f32/bf16 "
-               "operands are not supported on cuda yet (--device cpu has)";
-    }
+    // A bf16 weight (--vlora-mixed-precision) with f32 activations: the
+    // twins widen it (exactly) and run their f32 path, as the CPU kernels do.
     switch (s.kernel) {
     case Kernel::Unary:
       return ops::supportsUnary(s.unary, d) ? "" : no(d);

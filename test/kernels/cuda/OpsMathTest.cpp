@@ -17,6 +17,7 @@
 #include "vlora/kernels/Cpu.h"
 #include "vlora/kernels/cuda/Ops.h"
 
+#include <cstring>
 #include <limits>
 
 namespace vlora::kernels::cuda::test {
@@ -176,6 +177,76 @@ TEST_F(OpsMathTest, MatmulRefusesMixedAndIntegerTypes) {
   TensorRef f64{buffer.data(), DType::F64, {4, 4}};
   expectRefused(ops::matmul(*ctx, f32, f64, f32, false, false), "matmul",
                 "unsupported element type");
+}
+
+/// A bf16 weight (--vlora-mixed-precision) on the host and the device.
+struct BF16Weight {
+  Shape shape;
+  std::vector<uint16_t> host;
+  DeviceBuffer device;
+  BF16Weight(Shape s, uint32_t seed) : shape(std::move(s)) {
+    for (float v : randomVector(numElements(shape), seed, -0.5f, 0.5f)) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      host.push_back(static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16));
+    }
+    device = toDeviceRaw(host);
+  }
+  TensorRef cpu() { return {host.data(), DType::BF16, shape}; }
+  TensorRef gpu() const { return {device.data(), DType::BF16, shape}; }
+};
+
+// f32 activations with a bf16 weight: the twins widen the weight exactly and
+// run their f32 path, as the CPU kernels do.
+TEST_F(OpsMathTest, BF16WeightsMatchTheCpu) {
+  for (bool weightIsLhs : {false, true})
+    for (bool transposed : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "weight is lhs " << weightIsLhs
+                                      << ", transposed " << transposed);
+      Shape wShape = transposed ? Shape{6, 5} : Shape{5, 6};
+      BF16Weight w(weightIsLhs ? Shape{wShape[1], wShape[0]} : wShape, 3);
+      F32 x = F32::random(weightIsLhs ? Shape{6, 7} : Shape{2, 4, 5}, 4);
+      F32 out = F32::zeros(weightIsLhs ? Shape{5, 7} : Shape{2, 4, 6});
+      if (weightIsLhs) {
+        VLORA_ASSERT_OK(ops::matmul(*ctx, w.gpu(), x.gpu(), out.gpu(), transposed, false));
+        cpu::matmul(w.cpu(), x.cpu(), out.cpu(), transposed, false);
+      } else {
+        VLORA_ASSERT_OK(ops::matmul(*ctx, x.gpu(), w.gpu(), out.gpu(), false, transposed));
+        cpu::matmul(x.cpu(), w.cpu(), out.cpu(), false, transposed);
+      }
+      expectTwin("matmul bf16 weight", out, 1e-5, 1e-5);
+    }
+
+  BF16Weight w({8, 6}, 5);
+  F32 x = F32::random({2, 3, 8}, 6), a = F32::random({2, 8}, 7),
+      b = F32::random({6, 2}, 8), y = F32::zeros({2, 3, 6});
+  VLORA_ASSERT_OK(ops::loraMatmul(*ctx, x.gpu(), w.gpu(), a.gpu(), b.gpu(), y.gpu(), 2.0, false));
+  cpu::loraMatmul(x.cpu(), w.cpu(), a.cpu(), b.cpu(), y.cpu(), 2.0, false);
+  expectTwin("lora_matmul bf16 weight", y, 1e-5, 1e-5);
+
+  F32 dy = F32::random({2, 3, 6}, 9), gradA = F32::zeros({2, 8}),
+      gradB = F32::zeros({6, 2}), gradX = F32::zeros({2, 3, 8});
+  TensorRef gx = gradX.gpu(), cx = gradX.cpu();
+  VLORA_ASSERT_OK(ops::loraMatmulGrad(*ctx, dy.gpu(), x.gpu(), w.gpu(), a.gpu(), b.gpu(),
+                                      nullptr, gradA.gpu(), gradB.gpu(), &gx, 2.0, 0.0, 0,
+                                      false));
+  cpu::loraMatmulGrad(dy.cpu(), x.cpu(), w.cpu(), a.cpu(), b.cpu(), nullptr, gradA.cpu(),
+                      gradB.cpu(), &cx, 2.0, 0.0, 0, false);
+  expectTwin("lora_matmul_grad dA", gradA, 1e-5, 1e-4);
+  expectTwin("lora_matmul_grad dB", gradB, 1e-5, 1e-4);
+  expectTwin("lora_matmul_grad dx", gradX, 1e-5, 1e-4);
+
+  BF16Weight head({8, 10}, 10);
+  F32 input = F32::random({2, 4, 8}, 11), dloss(Shape{}, {1.f}), loss = F32::zeros({}),
+      gradInput = F32::zeros({2, 4, 8});
+  I64 labels({2, 4}, {3, 1, -100, 9, 0, 4, 7, 2});
+  VLORA_ASSERT_OK(ops::linearCrossEntropy(*ctx, input.gpu(), head.gpu(), labels.gpu(),
+                                          dloss.gpu(), loss.gpu(), gradInput.gpu(), -100,
+                                          false));
+  cpu::linearCrossEntropy(input.cpu(), head.cpu(), labels.cpu(), dloss.cpu(), loss.cpu(),
+                          gradInput.cpu(), -100, false);
+  expectTwin("linear_cross_entropy loss", loss, 1e-6, 1e-5);
+  expectTwin("linear_cross_entropy dinput", gradInput, 1e-6, 1e-5);
 }
 
 //===----------------------------------------------------------------------===//
