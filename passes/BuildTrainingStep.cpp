@@ -315,7 +315,7 @@ void BuildTrainingStepPass::runOnOperation() {
       getElementTypeOrSelf(head.getLhs()) == getElementTypeOrSelf(head.getRhs())) {
     auto fused = LinearCrossEntropyOp::create(
         b, head.getLoc(), head.getLhs(), head.getRhs(), labels, lossScale,
-        ignore, head.getTransposeBAttr());
+        ignore, head.getTransposeBAttr(), head.getF32ResultAttr());
     copyTags(head, fused);
     lossValue = fused.getLoss();
     if (active.contains(head.getLhs()))

@@ -755,7 +755,7 @@ void InjectLoRAPass::runOnOperation() {
         builder, matmul.getLoc(), matmul.getLhs(), matmul.getRhs(), adapter.a,
         adapter.b, /*rng=*/Value(), b.getF64FloatAttr(adapter.scale),
         b.getF64FloatAttr(dropout), matmul.getTransposeBAttr(),
-        /*stream=*/IntegerAttr());
+        /*stream=*/IntegerAttr(), matmul.getF32ResultAttr());
     for (NamedAttribute attr : matmul->getDiscardableAttrs())
       lora->setAttr(attr.getName(), attr.getValue());
     matmul.getResult().replaceAllUsesWith(lora.getResult());

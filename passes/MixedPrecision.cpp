@@ -1,9 +1,11 @@
-//===- MixedPrecision.cpp - frozen matmul weights in bf16 -----------------===//
+//===- MixedPrecision.cpp - matmul weights and activations in bf16 --------===//
 //
 // --vlora-mixed-precision{compute=bf16} retypes the frozen f32 weights that
 // only matmul-family ops read as their weight operand to bf16 parameters of
 // the bundle file weights.bf16.bin; vlora-compile writes that file from the
-// locations kept in `vlora.converted_from`. See Passes.td.
+// locations kept in `vlora.converted_from`. With `activations` it also
+// converts the f32 activations those ops read, once per value, and marks the
+// ops `f32_result`. See Passes.td.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +15,8 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/TypeUtilities.h"
+#include "llvm/ADT/DenseMap.h"
 
 #include <map>
 #include <string>
@@ -62,6 +66,47 @@ bool isWeightOperand(OpOperand &use) {
   if (auto op = dyn_cast<LinearCrossEntropyOp>(owner))
     return &use == &op.getWeightMutable();
   return false;
+}
+
+/// A parameter or constant, directly or through transposes/reshapes: not an
+/// activation (a frozen weight left f32 stays so; it is read, not copied).
+bool isStored(Value v) {
+  Operation *def = v.getDefiningOp();
+  while (def && isa<TransposeOp, ReshapeOp>(def))
+    def = def->getOperand(0).getDefiningOp();
+  return def && isa<ParamOp, ConstantOp>(def);
+}
+
+/// The activation operands of a matmul-family op that --vlora-mixed-precision
+/// converts to bf16: those that are f32 and not stored values. Empty when the
+/// op does not compute in f32 (an f64 or bf16 model).
+SmallVector<OpOperand *> activationOperands(Operation *op) {
+  SmallVector<OpOperand *> operands;
+  auto add = [&](OpOperand &use) {
+    if (getElementTypeOrSelf(use.get()).isF32() && !isStored(use.get()))
+      operands.push_back(&use);
+  };
+  if (auto matmul = dyn_cast<MatmulOp>(op)) {
+    if (!getElementTypeOrSelf(matmul.getResult()).isF32())
+      return {};
+    add(matmul.getLhsMutable());
+    add(matmul.getRhsMutable());
+  } else if (auto lora = dyn_cast<LoRAMatmulOp>(op)) {
+    if (!getElementTypeOrSelf(lora.getResult()).isF32() ||
+        !getElementTypeOrSelf(lora.getA()).isF32())
+      return {};
+    add(lora.getXMutable());
+  } else if (auto grad = dyn_cast<LoRAMatmulGradOp>(op)) {
+    if (!getElementTypeOrSelf(grad.getGrad()).isF32() ||
+        !getElementTypeOrSelf(grad.getA()).isF32())
+      return {};
+    add(grad.getXMutable());
+  } else if (auto ce = dyn_cast<LinearCrossEntropyOp>(op)) {
+    if (!getElementTypeOrSelf(ce.getGradInput()).isF32())
+      return {};
+    add(ce.getInputMutable());
+  }
+  return operands;
 }
 
 struct VLoRAMixedPrecisionPass
@@ -140,6 +185,9 @@ struct VLoRAMixedPrecisionPass
       ++numConverted;
       bytesSaved += length;
     }
+    if (activations)
+      convertActivations(module);
+
     // Every op whose result type depends on a converted weight keeps it:
     // matmul-family results take the activation's f32 type, a moved weight
     // (transpose) is bf16. Verify that.
@@ -162,6 +210,38 @@ struct VLoRAMixedPrecisionPass
     });
     if (result.wasInterrupted())
       signalPassFailure();
+  }
+
+  /// One bf16 copy of each f32 activation a matmul-family op reads, made
+  /// right after the value is defined; the ops read it with `f32_result`.
+  void convertActivations(ModuleOp module) {
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<MatmulOp, LoRAMatmulOp, LoRAMatmulGradOp, LinearCrossEntropyOp>(op))
+        ops.push_back(op);
+    });
+    Builder b(module.getContext());
+    Type bf16 = b.getBF16Type();
+    llvm::DenseMap<Value, Value> copies;
+    for (Operation *op : ops) {
+      SmallVector<OpOperand *> operands = activationOperands(op);
+      if (operands.empty())
+        continue;
+      op->setAttr("f32_result", b.getUnitAttr());
+      for (OpOperand *use : operands) {
+        Value value = use->get();
+        Value &copy = copies[value];
+        if (!copy) {
+          OpBuilder ob(module.getContext());
+          ob.setInsertionPointAfterValue(value);
+          auto type = cast<RankedTensorType>(value.getType());
+          copy = CastOp::create(ob, value.getLoc(), type.clone(bf16), value,
+                                TypeAttr::get(bf16));
+          ++numCasts;
+        }
+        use->set(copy);
+      }
+    }
   }
 };
 

@@ -143,7 +143,7 @@ def VLoRAInjectLoRA : Pass<"vlora-inject-lora", "mlir::ModuleOp"> {
 }
 
 def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
-  let summary = "Store the frozen matmul weights in bf16";
+  let summary = "Frozen matmul weights and matmul activations in bf16";
   let description = [{
     With `compute=bf16`, every frozen f32 parameter whose uses, in every
     function, are all the weight operand of a matmul-family op (`matmul`,
@@ -155,11 +155,23 @@ def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
     location is kept in the `vlora.converted_from` attribute ({source, file,
     offset, length}); `vlora-compile` writes the file once at compile time,
     rounding each f32 to the nearest bf16 (ties to even), so no step ever
-    converts a weight. The kernels multiply an f32 activation by the bf16
-    weight with fp32 accumulation; activations, adapters, optimizer state and
-    the loss stay f32. Parameters with any other use (an embedding table
-    read by `gather`, a norm's scale) keep their f32 bytes. `compute=f32`
-    changes nothing.
+    converts a weight. Parameters with any other use (an embedding table
+    read by `gather`, a norm's scale) keep their f32 bytes.
+
+    With `activations` (the default), every f32 activation a matmul-family
+    op reads is converted to bf16 too: the `lhs`/`rhs` of `matmul` that are
+    not parameters (layer inputs, attention's Q, K, V and probabilities, the
+    backward's dY), `x` of `lora_matmul` and `lora_matmul_grad`, `input` of
+    `linear_cross_entropy`. Each value gets one `vlora.cast` right after its
+    definition, shared by all its matmul-family readers, so the forward and
+    the backward read the same bf16 copy and the activations kept for the
+    backward take half the bytes when nothing else reads the f32 value. The
+    ops get `f32_result`: bf16 operands, fp32 accumulation, f32 results.
+    Everything else (norms, softmax, elementwise ops, the residual stream,
+    `lora_matmul_grad`'s dY, adapters, optimizer state, the loss) stays f32.
+    `activations=false` converts the weights only.
+
+    `compute=f32` changes nothing.
 
     Runs after `--vlora-build-training-step`, so the reverse rules see f32
     types and the backward matmuls (dX = dY·Wᵀ) read the same bf16 bytes.
@@ -167,10 +179,14 @@ def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
   let options = [
     Option<"compute", "compute", "std::string", /*default=*/"\"bf16\"",
            "The frozen weights' element type: bf16 or f32 (unchanged)">,
+    Option<"activations", "activations", "bool", /*default=*/"true",
+           "Convert the matmul-family ops' activation operands to bf16 too">,
   ];
   let statistics = [
     Statistic<"numConverted", "converted", "Number of weights stored in bf16">,
-    Statistic<"bytesSaved", "bytes-saved", "Weight bytes saved (f32 - bf16)">
+    Statistic<"bytesSaved", "bytes-saved", "Weight bytes saved (f32 - bf16)">,
+    Statistic<"numCasts", "activation-casts",
+              "Activations converted to bf16 for matmul-family ops">
   ];
 }
 

@@ -76,6 +76,7 @@ struct ProgramStep {
   bool transposeA = false, transposeB = false, keepdims = false,
        selectLast = false, exclusive = false, reverse = false, upper = false;
   bool inputGrad = false;   // lora_matmul_grad: computes grad_x
+  bool f32Result = false;   // matmul family: bf16/f32 operands, f32 result
   int64_t stream = 0;       // lora_matmul(_grad) with an rng input: >= 0
   int64_t ignoreIndex = 0;  // cross_entropy(_grad)
   double epsilon = 0, scale = 0, dropout = 0, value = 0;

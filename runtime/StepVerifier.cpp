@@ -203,13 +203,25 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       fail("inputs " + std::to_string(a) + " and " + std::to_string(b) +
            " have different element types: " + type(in(a)) + " and " + type(in(b)));
   };
-  // The weight operand of a matmul-family step may be a frozen weight that
-  // vlora-compile's --vlora-mixed-precision stored in bf16 while `other`
-  // (the activations) stays f32; otherwise the two share an element type.
-  auto sameDTypeOrBF16Weight = [&](size_t other, size_t weight) {
-    if (in(weight).dtype == DType::BF16 && in(other).dtype == DType::F32)
-      return;
-    sameDType(other, weight);
+  // The element type a matmul-family step computes in and returns, from its
+  // activation input `data` and weight input `weight`. The weight may be a
+  // frozen weight that vlora-compile's --vlora-mixed-precision stored in
+  // bf16 while the activations stay f32 (an f32 result); with 'f32_result'
+  // (the same pass's bf16 activations) each is bf16 or f32 and the result
+  // f32; otherwise the two share an element type.
+  auto productDType = [&](size_t data, size_t weight) {
+    DType d = in(data).dtype, w = in(weight).dtype;
+    if (step.f32Result) {
+      for (size_t i : {data, weight})
+        if (in(i).dtype != DType::BF16 && in(i).dtype != DType::F32)
+          fail("input " + std::to_string(i) + " must be bf16 or f32 with "
+               "'f32_result', got " + type(in(i)));
+      return DType::F32;
+    }
+    if (w == DType::BF16 && d == DType::F32)
+      return DType::F32;
+    sameDType(data, weight);
+    return d;
   };
   auto isIndex = [&](size_t i) {
     if (in(i).dtype != DType::I64 && in(i).dtype != DType::I32)
@@ -232,12 +244,15 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
   };
   // lora_matmul's x, w, a, b at inputs first..first+3 (step.dropout and
   // step.transposeB decoded): checks them and returns the result's shape.
+  DType loraResult = DType::F32;
   auto loraShape = [&](size_t first) {
     size_t x = first, w = first + 1, a = first + 2, b = first + 3;
     for (size_t i = x; i <= b; ++i)
       isFloat(i);
-    sameDTypeOrBF16Weight(x, w);
+    loraResult = productDType(x, w);
     sameDType(a, b);
+    if (step.f32Result && in(a).dtype != DType::F32)
+      fail("needs f32 adapters with 'f32_result', got " + type(in(a)));
     if (!(step.dropout >= 0 && step.dropout < 1))
       fail("attribute 'dropout' must be in [0, 1)");
     if (rankOf(x) < 2 || rankOf(w) != 2 || rankOf(a) != 2 || rankOf(b) != 2)
@@ -328,12 +343,10 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     arity(2, 2, 1);
     step.transposeA = attrs.unit("transpose_a");
     step.transposeB = attrs.unit("transpose_b");
+    step.f32Result = attrs.unit("f32_result");
     // Either operand may be the bf16 weight; the result is then f32.
-    if (in(0).dtype == DType::BF16)
-      sameDTypeOrBF16Weight(1, 0);
-    else
-      sameDTypeOrBF16Weight(0, 1);
-    DType result = in(0).dtype == in(1).dtype ? in(0).dtype : DType::F32;
+    DType result = in(0).dtype == DType::BF16 ? productDType(1, 0)
+                                              : productDType(0, 1);
     if (rankOf(0) < 2 || rankOf(1) < 2)
       fail("operands need rank >= 2, got " + type(in(0)) + " and " + type(in(1)));
     const Shape &ls = in(0).shape, &rs = in(1).shape;
@@ -359,9 +372,10 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     step.scale = attrs.real("scale");
     step.dropout = attrs.real("dropout");
     step.transposeB = attrs.unit("transpose_b");
+    step.f32Result = attrs.unit("f32_result");
     Shape shape = loraShape(0);
     loraRng(4);
-    expectOutput(0, in(0).dtype, shape);
+    expectOutput(0, loraResult, shape);
     break;
   }
   case Kernel::LoRAMatmulGrad: {
@@ -370,11 +384,12 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     step.dropout = attrs.real("dropout");
     step.transposeB = attrs.unit("transpose_b");
     step.inputGrad = attrs.unit("input_grad");
+    step.f32Result = attrs.unit("f32_result");
     Shape shape = loraShape(1);
     loraRng(5);
-    if (in(0).dtype != in(1).dtype || in(0).shape != shape)
+    if (in(0).dtype != loraResult || in(0).shape != shape)
       fail("grad " + type(in(0)) + " must have the forward result's type " +
-           typeString(in(1).dtype, shape));
+           typeString(loraResult, shape));
     size_t outs = step.inputGrad ? 3 : 2;
     if (step.outputs.size() != outs)
       fail(std::string("has ") +
@@ -384,7 +399,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     expectOutput(0, in(3).dtype, in(3).shape);
     expectOutput(1, in(4).dtype, in(4).shape);
     if (step.inputGrad)
-      expectOutput(2, in(1).dtype, in(1).shape);
+      expectOutput(2, loraResult, in(1).shape);
     break;
   }
   case Kernel::Conv: {
@@ -749,8 +764,9 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     arity(4, 4, 2);
     step.ignoreIndex = attrs.integer("ignore_index");
     step.transposeB = attrs.unit("transpose_b");
+    step.f32Result = attrs.unit("f32_result");
     isFloat(0);
-    sameDTypeOrBF16Weight(0, 1);
+    DType result = productDType(0, 1);
     if (rankOf(0) != 3 || rankOf(1) != 2)
       fail("input " + type(in(0)) + " must be [B, S, D] and weight " + type(in(1)) +
            " rank 2");
@@ -764,7 +780,7 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       fail("labels " + type(in(2)) + " must be " + typeString(DType::I64, bs));
     isScalar(3, DType::F32, "dloss");
     expectOutput(0, DType::F32, {});
-    expectOutput(1, in(0).dtype, in(0).shape);
+    expectOutput(1, result, in(0).shape);
     break;
   }
   case Kernel::SoftmaxGrad: {

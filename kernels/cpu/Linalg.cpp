@@ -69,9 +69,13 @@ void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,
 void loraMatmul(const TensorRef &x, const TensorRef &w, const TensorRef &a,
                 const TensorRef &b, const TensorRef &out, double scale,
                 bool tb) {
-  if (w.dtype == DType::BF16 && out.dtype == DType::F32) {
-    std::vector<float> wide;
-    return loraMatmul(x, widenBFloat16(w, wide), a, b, out, scale, tb);
+  // bf16 x and/or w with an f32 result (--vlora-mixed-precision): widened
+  // exactly, then the f32 path.
+  if (out.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || w.dtype == DType::BF16)) {
+    std::vector<float> wideX, wideW;
+    return loraMatmul(widenBFloat16(x, wideX), widenBFloat16(w, wideW), a, b,
+                      out, scale, tb);
   }
   int64_t in = x.shape.back(), outDim = out.shape.back();
   int64_t r = a.shape[0];

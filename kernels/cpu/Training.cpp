@@ -81,10 +81,11 @@ void loraMatmulDropout(const TensorRef &x, const TensorRef &w,
                        double dropout, int64_t stream, bool tb) {
   if (!(dropout > 0))
     return loraMatmul(x, w, a, b, out, scale, tb);
-  if (w.dtype == DType::BF16 && out.dtype == DType::F32) {
-    std::vector<float> wide;
-    return loraMatmulDropout(x, widenBFloat16(w, wide), a, b, rng, out, scale,
-                             dropout, stream, tb);
+  if (out.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || w.dtype == DType::BF16)) {
+    std::vector<float> wideX, wideW;
+    return loraMatmulDropout(widenBFloat16(x, wideX), widenBFloat16(w, wideW),
+                             a, b, rng, out, scale, dropout, stream, tb);
   }
   int64_t in = x.shape.back(), outDim = out.shape.back(), r = a.shape[0];
   int64_t rows = leadingRows(x.shape);
@@ -110,11 +111,14 @@ void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
                     const TensorRef *rng, const TensorRef &gradA,
                     const TensorRef &gradB, const TensorRef *gradX,
                     double scale, double dropout, int64_t stream, bool tb) {
-  // w is read only for gradX.
-  if (gradX && w.dtype == DType::BF16 && x.dtype == DType::F32) {
-    std::vector<float> wide;
-    return loraMatmulGrad(dy, x, widenBFloat16(w, wide), a, b, rng, gradA,
-                          gradB, gradX, scale, dropout, stream, tb);
+  // bf16 x and/or w with an f32 dy (--vlora-mixed-precision): widened
+  // exactly, then the f32 path; w is read only for gradX.
+  if (dy.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || (gradX && w.dtype == DType::BF16))) {
+    std::vector<float> wideX, wideW;
+    return loraMatmulGrad(dy, widenBFloat16(x, wideX),
+                          gradX ? widenBFloat16(w, wideW) : w, a, b, rng,
+                          gradA, gradB, gradX, scale, dropout, stream, tb);
   }
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
   int64_t n = leadingRows(x.shape);
@@ -267,9 +271,11 @@ void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
                         const TensorRef &labels, const TensorRef &dloss,
                         const TensorRef &loss, const TensorRef &gradInput,
                         int64_t ignoreIndex, bool transposeB) {
-  if (weight.dtype == DType::BF16 && input.dtype == DType::F32) {
-    std::vector<float> wide;
-    return linearCrossEntropy(input, widenBFloat16(weight, wide), labels, dloss,
+  if (gradInput.dtype == DType::F32 &&
+      (input.dtype == DType::BF16 || weight.dtype == DType::BF16)) {
+    std::vector<float> wideInput, wideWeight;
+    return linearCrossEntropy(widenBFloat16(input, wideInput),
+                              widenBFloat16(weight, wideWeight), labels, dloss,
                               loss, gradInput, ignoreIndex, transposeB);
   }
   int64_t batch = input.shape[0], seq = input.shape[1], dim = input.shape[2];

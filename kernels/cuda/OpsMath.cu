@@ -125,9 +125,9 @@ __global__ void widenBF16Kernel(int64_t n, const uint16_t *__restrict__ in,
     out[i] = __uint_as_float(uint32_t(in[i]) << 16);
 }
 
-/// `t` itself, or, when it is bf16 (a --vlora-mixed-precision weight), an
-/// exact f32 copy of it in `scratch`: the matmul family then runs its f32
-/// path, as the CPU kernels do.
+/// `t` itself, or, when it is bf16 (a --vlora-mixed-precision weight or
+/// activation), an exact f32 copy of it in `scratch`: the matmul family then
+/// runs its f32 path, as the CPU kernels do.
 Status widenedWeight(Context &ctx, const ShapeText &shape, Scratch &scratch,
                      const TensorRef &t, TensorRef &out) {
   out = t;
@@ -1027,12 +1027,17 @@ Status loraMatmul(Context &ctx, const TensorRef &x, const TensorRef &w,
   ShapeText shape =
       describe("lora_matmul",
                {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
-  if (w.dtype == DType::BF16 && x.dtype == DType::F32) {
+  // bf16 x and/or w with an f32 result (--vlora-mixed-precision): widened
+  // exactly, then the f32 path.
+  if (out.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || w.dtype == DType::BF16)) {
     Scratch scratch(streamOf(ctx));
-    TensorRef wide;
-    if (Status s = widenedWeight(ctx, shape, scratch, w, wide); !s)
+    TensorRef wideX, wideW;
+    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
       return s;
-    return loraMatmul(ctx, x, wide, a, b, out, scale, transposeB);
+    if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
+      return s;
+    return loraMatmul(ctx, wideX, wideW, a, b, out, scale, transposeB);
   }
   if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
     return s;
@@ -1049,12 +1054,15 @@ Status loraMatmulDropout(Context &ctx, const TensorRef &x, const TensorRef &w,
       describe("lora_matmul",
                {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
   shape("dropout", dropout)("stream", stream);
-  if (w.dtype == DType::BF16 && x.dtype == DType::F32) {
+  if (out.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || w.dtype == DType::BF16)) {
     Scratch scratch(streamOf(ctx));
-    TensorRef wide;
-    if (Status s = widenedWeight(ctx, shape, scratch, w, wide); !s)
+    TensorRef wideX, wideW;
+    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
       return s;
-    return loraMatmulDropout(ctx, x, wide, a, b, rng, out, scale, dropout,
+    if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
+      return s;
+    return loraMatmulDropout(ctx, wideX, wideW, a, b, rng, out, scale, dropout,
                              stream, transposeB);
   }
   if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
@@ -1077,12 +1085,18 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
       describe("lora_matmul_grad",
                {{"dy", &dy}, {"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}});
   shape("dropout", dropout)("stream", stream);
-  if (w.dtype == DType::BF16 && x.dtype == DType::F32) {
+  // bf16 x and/or w with an f32 dy: widened exactly, then the f32 path
+  // (w only when dx is wanted: nothing else reads it).
+  if (dy.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || (gradX && w.dtype == DType::BF16))) {
     Scratch scratch(streamOf(ctx));
-    TensorRef wide;
-    if (Status s = widenedWeight(ctx, shape, scratch, w, wide); !s)
+    TensorRef wideX, wideW = w;
+    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
       return s;
-    return loraMatmulGrad(ctx, dy, x, wide, a, b, rng, gradA, gradB, gradX,
+    if (gradX)
+      if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
+        return s;
+    return loraMatmulGrad(ctx, dy, wideX, wideW, a, b, rng, gradA, gradB, gradX,
                           scale, dropout, stream, transposeB);
   }
   if (Status s =
@@ -1415,13 +1429,16 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
                                         {"weight", &weight},
                                         {"labels", &labels},
                                         {"gradInput", &gradInput}});
-  if (weight.dtype == DType::BF16 && input.dtype == DType::F32) {
+  if (gradInput.dtype == DType::F32 &&
+      (input.dtype == DType::BF16 || weight.dtype == DType::BF16)) {
     Scratch scratch(streamOf(ctx));
-    TensorRef wide;
-    if (Status s = widenedWeight(ctx, shape, scratch, weight, wide); !s)
+    TensorRef wideInput, wideWeight;
+    if (Status s = widenedWeight(ctx, shape, scratch, input, wideInput); !s)
       return s;
-    return linearCrossEntropy(ctx, input, wide, labels, dloss, loss, gradInput,
-                              ignoreIndex, transposeB);
+    if (Status s = widenedWeight(ctx, shape, scratch, weight, wideWeight); !s)
+      return s;
+    return linearCrossEntropy(ctx, wideInput, wideWeight, labels, dloss, loss,
+                              gradInput, ignoreIndex, transposeB);
   }
   if (!allOf(DType::F32, {&input, &weight, &gradInput}))
     return fail(shape, std::string("unsupported element type ") +

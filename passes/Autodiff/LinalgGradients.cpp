@@ -18,11 +18,14 @@ namespace {
 
 using Grads = SmallVectorImpl<Value>;
 
-Value matmul(GradientBuilder &gb, Value lhs, Value rhs, bool ta, bool tb) {
+/// A gradient product; `f32Result` is the forward op's (bf16 operands with
+/// an f32 result stay so in the backward).
+Value matmul(GradientBuilder &gb, Value lhs, Value rhs, bool ta, bool tb,
+             UnitAttr f32Result) {
   OpBuilder &b = gb.getBuilder();
   return gb
       .create<MatmulOp>(lhs, rhs, ta ? b.getUnitAttr() : UnitAttr(),
-                        tb ? b.getUnitAttr() : UnitAttr())
+                        tb ? b.getUnitAttr() : UnitAttr(), f32Result)
       .getResult();
 }
 
@@ -33,15 +36,18 @@ LogicalResult matmulGradient(MatmulOp op, GradientBuilder &gb,
                              Grads &grads) {
   Value dy = dys[0], a = op.getLhs(), b = op.getRhs();
   bool ta = op.getTransposeA(), tb = op.getTransposeB();
+  UnitAttr f32 = op.getF32ResultAttr();
   Value da, db;
   if (needs[0]) {
     // d op_a(A) = dy · op_b(B)ᵀ; with transpose_a, dA = op_b(B) · dyᵀ.
-    da = ta ? matmul(gb, b, dy, tb, true) : matmul(gb, dy, b, false, !tb);
+    da = ta ? matmul(gb, b, dy, tb, true, f32)
+            : matmul(gb, dy, b, false, !tb, f32);
     da = gb.sumToShape(da, a.getType());
   }
   if (needs[1]) {
     // d op_b(B) = op_a(A)ᵀ · dy; with transpose_b, dB = dyᵀ · op_a(A).
-    db = tb ? matmul(gb, dy, a, true, ta) : matmul(gb, a, dy, !ta, false);
+    db = tb ? matmul(gb, dy, a, true, ta, f32)
+            : matmul(gb, a, dy, !ta, false, f32);
     db = gb.sumToShape(db, b.getType());
   }
   grads.push_back(da);
@@ -63,7 +69,8 @@ LogicalResult loraMatmulGradient(LoRAMatmulOp op, GradientBuilder &gb,
   auto grad = gb.create<LoRAMatmulGradOp>(
       dys[0], op.getX(), op.getW(), op.getA(), op.getB(), op.getRng(),
       op.getScaleAttr(), op.getDropoutAttr(), op.getTransposeBAttr(),
-      needs[0] ? b.getUnitAttr() : UnitAttr(), op.getStreamAttr());
+      needs[0] ? b.getUnitAttr() : UnitAttr(), op.getStreamAttr(),
+      op.getF32ResultAttr());
   grads.push_back(needs[0] ? grad.getGradX() : Value());
   grads.push_back(Value());
   grads.push_back(needs[2] ? grad.getGradA() : Value());

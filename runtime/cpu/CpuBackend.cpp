@@ -146,6 +146,9 @@ private:
   DType dtypeOf(const ProgramStep &s, size_t input) const {
     return program_->values[s.inputs[input]].dtype;
   }
+  DType outputDTypeOf(const ProgramStep &s, size_t output) const {
+    return program_->values[s.outputs[output]].dtype;
+  }
 
   /// Why the CPU kernels cannot run `s`, or "".
   std::string unsupported(const ProgramStep &s) const {
@@ -160,11 +163,10 @@ private:
     case Kernel::Binary:
       return cpu::supportsBinary(s.binary, d) ? "" : no(d);
     case Kernel::Matmul:
-      // A bf16 weight times f32 activations (the verifier allows no other
-      // mix): the kernel widens the weight.
-      if (d == DType::BF16 && dtypeOf(s, 1) == DType::F32)
-        return "";
-      return isBlasFloat(d) ? "" : no(d);
+      // bf16 operands with an f32 result (a bf16 weight, or the bf16
+      // activations of f32_result; the verifier allows no other mix): the
+      // kernel widens them exactly.
+      return isBlasFloat(outputDTypeOf(s, 0)) ? "" : no(outputDTypeOf(s, 0));
     case Kernel::Conv:
     case Kernel::Softmax:
     case Kernel::LogSoftmax:
@@ -174,27 +176,34 @@ private:
       return isBlasFloat(d) ? "" : no(d);
     case Kernel::LoRAMatmul:
     case Kernel::LoRAMatmulGrad: {
-      // x is input 0 of lora_matmul, input 1 of lora_matmul_grad.
+      // The result type (lora_matmul's output, lora_matmul_grad's dy): x
+      // and w share it, or are bf16 with an f32 result (widened exactly).
       size_t x = s.kernel == Kernel::LoRAMatmul ? 0 : 1;
-      DType dx = dtypeOf(s, x), da = dtypeOf(s, x + 2);
+      DType dx = s.kernel == Kernel::LoRAMatmul ? outputDTypeOf(s, 0)
+                                                : dtypeOf(s, 0);
+      DType da = dtypeOf(s, x + 2);
       if (!isBlasFloat(dx))
         return no(dx);
-      // w (after x) may be a bf16 weight with f32 activations: widened.
-      if (DType dw = dtypeOf(s, x + 1);
-          dw != dx && !(dw == DType::BF16 && dx == DType::F32))
-        return no(dw);
+      for (size_t i : {x, x + 1})
+        if (DType di = dtypeOf(s, i);
+            di != dx && !(di == DType::BF16 && dx == DType::F32))
+          return no(di);
       if (da != dx)
         return "has no '" + s.kernelName + "' kernel for " +
                std::string(kernels::dtypeName(dx)) + " activations with " +
                kernels::dtypeName(da) + " adapters";
       return "";
     }
-    case Kernel::LinearCrossEntropy:
-      // The weight may be bf16 with an f32 input: widened.
-      if (DType dw = dtypeOf(s, 1);
-          dw != d && !(dw == DType::BF16 && d == DType::F32))
-        return no(dw);
-      return isBlasFloat(d) ? "" : no(d);
+    case Kernel::LinearCrossEntropy: {
+      // The input and the weight share the input gradient's type, or are
+      // bf16 with an f32 one: widened.
+      DType dg = outputDTypeOf(s, 1);
+      for (size_t i : {size_t(0), size_t(1)})
+        if (DType di = dtypeOf(s, i);
+            di != dg && !(di == DType::BF16 && dg == DType::F32))
+          return no(di);
+      return isBlasFloat(dg) ? "" : no(dg);
+    }
     case Kernel::CrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:

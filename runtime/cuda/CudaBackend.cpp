@@ -353,6 +353,9 @@ private:
   DType dtypeOf(const ProgramStep &s, size_t input) const {
     return program_->values[s.inputs[input]].dtype;
   }
+  DType outputDTypeOf(const ProgramStep &s, size_t output) const {
+    return program_->values[s.outputs[output]].dtype;
+  }
 
   /// Why the CUDA kernels cannot run `s`, or "".
   std::string unsupported(const ProgramStep &s) const {
@@ -362,8 +365,10 @@ private:
              "' kernel for element type " + kernels::dtypeName(t) +
              " (--device cpu has)";
     };
-    // A bf16 weight (--vlora-mixed-precision) with f32 activations: the
-    // twins widen it (exactly) and run their f32 path, as the CPU kernels do.
+    // bf16 operands of a matmul-family step with an f32 result
+    // (--vlora-mixed-precision's weights and activations): the twins run a
+    // bf16 GEMM with fp32 accumulation where both are bf16, and otherwise
+    // widen exactly and run their f32 path, as the CPU kernels do.
     switch (s.kernel) {
     case Kernel::Unary:
       return ops::supportsUnary(s.unary, d) ? "" : no(d);
@@ -385,13 +390,15 @@ private:
     case Kernel::AdamWUpdate:
       return isF32OrF64(d) ? "" : no(d);
     case Kernel::LinearCrossEntropy:
-      return d == DType::F32 ? "" : no(d);
+      return outputDTypeOf(s, 1) == DType::F32 ? "" : no(outputDTypeOf(s, 1));
     case Kernel::LoRAMatmul:
     case Kernel::LoRAMatmulGrad: {
-      // x is input 0 of lora_matmul, input 1 of lora_matmul_grad; the
-      // adapters are fp32 masters.
+      // The result type (lora_matmul's output, lora_matmul_grad's dy) is
+      // f32; the adapters are fp32 masters.
       size_t x = s.kernel == Kernel::LoRAMatmul ? 0 : 1;
-      DType dx = dtypeOf(s, x), da = dtypeOf(s, x + 2);
+      DType dx = s.kernel == Kernel::LoRAMatmul ? outputDTypeOf(s, 0)
+                                                : dtypeOf(s, 0);
+      DType da = dtypeOf(s, x + 2);
       if (dx != DType::F32)
         return no(dx);
       if (da != dx)

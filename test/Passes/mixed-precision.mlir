@@ -3,14 +3,21 @@
 // weights.bf16.bin (offsets in name order, one per name, the same in every
 // function), remembering where their f32 bytes were; a table read by
 // gather and a norm scale keep their f32 bytes; results stay f32; the
-// training step's backward matmuls read the same bf16 bytes. compute=f32
-// changes nothing; another value is refused.
+// training step's backward matmuls read the same bf16 bytes. With
+// activations (the default) every f32 activation a matmul-family op reads
+// gets one bf16 copy, made where it is defined and shared by every reader
+// (forward and backward), and the ops return f32 (`f32_result`); stored
+// values (params, a transposed weight) are not copied, and lora_matmul_grad's
+// dY stays f32. compute=f32 changes nothing; another value is refused.
 
-// RUN: vlora-opt %s --vlora-mixed-precision | FileCheck %s
-// RUN: vlora-opt %s --vlora-build-training-step --vlora-mixed-precision | FileCheck %s --check-prefix=TRAIN
+// RUN: vlora-opt %s --vlora-mixed-precision=activations=false | FileCheck %s
+// RUN: vlora-opt %s --vlora-build-training-step --vlora-mixed-precision=activations=false | FileCheck %s --check-prefix=TRAIN
+// RUN: vlora-opt %s --vlora-mixed-precision | FileCheck %s --check-prefix=ACT
+// RUN: vlora-opt %s --vlora-build-training-step --vlora-mixed-precision | FileCheck %s --check-prefix=ACTTRAIN
 // RUN: vlora-opt %s --vlora-mixed-precision=compute=f32 | FileCheck %s --check-prefix=F32
 // RUN: not vlora-opt %s --vlora-mixed-precision=compute=f16 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: vlora-opt %s --vlora-mixed-precision --verify-roundtrip > /dev/null
+// RUN: vlora-opt %s --vlora-build-training-step --vlora-mixed-precision --verify-roundtrip > /dev/null
 
 module {
   func.func @main(%ids: tensor<1x4xi64> {vlora.name = "input_ids"}) -> (tensor<1x4x16xf32> {vlora.name = "logits"}) {
@@ -49,6 +56,30 @@ module {
 // TRAIN-DAG: %[[HEAD:.*]] = vlora.param "lm_head.weight" frozen bundle "weights.bf16.bin" [offset 0, length 256]
 // TRAIN: vlora.lora_matmul_grad {{.*}}, %[[W]], {{.*}}tensor<8x8xbf16>
 // TRAIN-NOT: vlora.param "model.layers.0.q_proj.weight" frozen external
+
+// ACT-LABEL: func.func @main
+// ACT-DAG: %[[W:.*]] = vlora.param "model.layers.0.q_proj.weight" {{.*}} : tensor<8x8xbf16>
+// ACT-DAG: %[[HEAD:.*]] = vlora.param "lm_head.weight" {{.*}} : tensor<16x8xbf16>
+// ACT: %[[X:.*]] = vlora.gather
+// ACT-NEXT: %[[XB:.*]] = vlora.cast %[[X]] to bf16 : (tensor<1x4x8xf32>) -> tensor<1x4x8xbf16>
+// ACT-NEXT: %[[H:.*]] = vlora.lora_matmul %[[XB]], %[[W]], {{.*}} transpose_b f32_result {{.*}}: (tensor<1x4x8xbf16>, tensor<8x8xbf16>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+// ACT-NEXT: %[[HB:.*]] = vlora.cast %[[H]] to bf16
+// ACT: %[[OT:.*]] = vlora.transpose %{{.*}} [1, 0] : (tensor<8x8xbf16>) -> tensor<8x8xbf16>
+// ACT-NEXT: %[[H2:.*]] = vlora.matmul %[[HB]], %[[OT]] f32_result : (tensor<1x4x8xbf16>, tensor<8x8xbf16>) -> tensor<1x4x8xf32>
+// ACT-NEXT: %[[N:.*]] = vlora.rms_norm %[[H2]], {{.*}} : (tensor<1x4x8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+// ACT-NEXT: %[[NB:.*]] = vlora.cast %[[N]] to bf16
+// ACT-NEXT: vlora.matmul %[[NB]], %[[HEAD]] transpose_b f32_result : (tensor<1x4x8xbf16>, tensor<16x8xbf16>) -> tensor<1x4x16xf32>
+// ACT-NOT: vlora.cast
+
+// The backward reads the forward's bf16 copy of x; dY is f32; the fused
+// loss takes the bf16 hidden state and returns an f32 gradient.
+// ACTTRAIN-LABEL: func.func @train_step
+// ACTTRAIN: %[[XB:.*]] = vlora.cast %{{.*}} to bf16
+// ACTTRAIN-NEXT: vlora.lora_matmul %[[XB]], {{.*}} f32_result
+// ACTTRAIN: vlora.linear_cross_entropy %{{.*}} transpose_b f32_result : (tensor<1x4x8xbf16>, tensor<16x8xbf16>, tensor<1x4xi64>, tensor<f32>) -> (tensor<f32>, tensor<1x4x8xf32>)
+// ACTTRAIN: %[[DYB:.*]] = vlora.cast %{{.*}} to bf16
+// ACTTRAIN-NEXT: %[[DY:.*]] = vlora.matmul %[[DYB]], %{{.*}} transpose_b f32_result
+// ACTTRAIN-NEXT: vlora.lora_matmul_grad %[[DY]], %[[XB]], {{.*}} f32_result {{.*}}: (tensor<1x4x8xf32>, tensor<1x4x8xbf16>, tensor<8x8xbf16>, tensor<2x8xf32>, tensor<8x2xf32>) -> (tensor<2x8xf32>, tensor<8x2xf32>)
 
 // F32-NOT: bf16
 // F32-NOT: converted_from

@@ -84,9 +84,11 @@ static cl::opt<double> adamEpsilon("adam-epsilon", cl::desc("AdamW epsilon (1e-8
 
 static cl::opt<std::string> mixedPrecision(
     "mixed-precision",
-    cl::desc("Frozen matmul weights' element type: f32 (default) or bf16 "
-             "(converted once, into BUNDLE/weights.bf16.bin; activations, "
-             "adapters, optimizer state and loss stay f32)"),
+    cl::desc("f32 (default); bf16: the frozen matmul weights in bf16 "
+             "(converted once, into BUNDLE/weights.bf16.bin) and the "
+             "activations the matmuls read in bf16, fp32 accumulation "
+             "(adapters, optimizer state, norms, softmax and loss stay f32); "
+             "bf16-weights: the weights only"),
     cl::init("f32"), cl::cat(trainCategory));
 
 static cl::opt<bool> lora("lora",
@@ -517,10 +519,12 @@ int main(int argc, char **argv) {
       pm.addPass(vlora::createVLoRABuildTrainingStep(o));
     }
     if (mixedPrecision != "f32") {
-      if (mixedPrecision != "bf16")
-        fail("--mixed-precision must be f32 or bf16, got '" + mixedPrecision + "'");
+      if (mixedPrecision != "bf16" && mixedPrecision != "bf16-weights")
+        fail("--mixed-precision must be f32, bf16 or bf16-weights, got '" +
+             mixedPrecision + "'");
       vlora::VLoRAMixedPrecisionOptions o;
-      o.compute = mixedPrecision;
+      o.compute = "bf16";
+      o.activations = mixedPrecision == "bf16";
       pm.addPass(vlora::createVLoRAMixedPrecision(o));
     }
     if (failed(pm.run(*module)) || errors)

@@ -238,11 +238,22 @@ LogicalResult CastOp::inferReturnTypes(MLIRContext *,
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-/// Whether `data` and `weight` may meet in a matmul-family op: the same
-/// element type, or an f32 activation with a bf16 weight (the frozen weights
-/// of --vlora-mixed-precision{compute=bf16}; the result is f32).
-static bool weightTypesAgree(Type data, Type weight) {
-  return data == weight || (data.isF32() && weight.isBF16());
+/// The element type a matmul-family op computes and returns, given its
+/// activation type `data`, its weight type `weight` and `f32_result`; null
+/// when the two may not meet. Without `f32_result` they share a type, or an
+/// f32 activation meets a bf16 weight (the frozen weights of
+/// --vlora-mixed-precision{compute=bf16}) and the result is f32. With it,
+/// each is bf16 or f32 (the bf16 activations of the same pass) and the
+/// result is f32.
+static Type productType(Type data, Type weight, bool f32Result) {
+  auto bf16OrF32 = [](Type t) { return t.isBF16() || t.isF32(); };
+  if (f32Result)
+    return bf16OrF32(data) && bf16OrF32(weight)
+               ? Float32Type::get(data.getContext())
+               : Type();
+  if (data == weight || (data.isF32() && weight.isBF16()))
+    return data;
+  return Type();
 }
 
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
@@ -255,10 +266,16 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
     return err.emit() << "'vlora.matmul' operands need rank >= 2, got "
                       << lhs.getRank() << " and " << rhs.getRank();
   Type lt = lhs.getElementType(), rt = rhs.getElementType();
-  if (!weightTypesAgree(lt, rt) && !weightTypesAgree(rt, lt))
-    return err.emit() << "'vlora.matmul' operands have different element types "
-                      << lt << " and " << rt
-                      << " (only an f32 operand with a bf16 weight may mix)";
+  bool f32Result = adaptor.getF32Result();
+  Type product = productType(lt, rt, f32Result);
+  if (!product)
+    product = productType(rt, lt, f32Result);
+  if (!product)
+    return err.emit() << "'vlora.matmul' operands have element types " << lt
+                      << " and " << rt
+                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
+                                    : " (only an f32 operand with a bf16 weight "
+                                      "may mix)");
   ArrayRef<int64_t> ls = lhs.getShape(), rs = rhs.getShape();
   int64_t m = ls[ls.size() - 2], kl = ls.back();
   if (adaptor.getTransposeA())
@@ -278,8 +295,7 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   SmallVector<int64_t> shape = *batch;
   shape.push_back(m);
   shape.push_back(n);
-  // f32 · bf16 (either side) gives f32.
-  types.push_back(RankedTensorType::get(shape, lt.isBF16() ? rt : lt));
+  types.push_back(RankedTensorType::get(shape, product));
   return success();
 }
 
@@ -896,15 +912,24 @@ LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
     return err.emit() << "'vlora.lora_matmul' weight, A and B need rank 2, got "
                       << w.getRank() << ", " << a.getRank() << " and "
                       << b.getRank();
-  if (!weightTypesAgree(x.getElementType(), w.getElementType()))
-    return err.emit() << "'vlora.lora_matmul' input and weight have different "
-                         "element types "
+  bool f32Result = adaptor.getF32Result();
+  Type product =
+      productType(x.getElementType(), w.getElementType(), f32Result);
+  if (!product)
+    return err.emit() << "'vlora.lora_matmul' input and weight have element "
+                         "types "
                       << x.getElementType() << " and " << w.getElementType()
-                      << " (only an f32 input with a bf16 weight may mix)";
+                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
+                                    : " (only an f32 input with a bf16 weight "
+                                      "may mix)");
   if (a.getElementType() != b.getElementType())
     return err.emit() << "'vlora.lora_matmul' A and B have different element "
                          "types "
                       << a.getElementType() << " and " << b.getElementType();
+  if (f32Result && !a.getElementType().isF32())
+    return err.emit() << "'vlora.lora_matmul' with f32_result needs f32 "
+                         "adapters, got "
+                      << a.getElementType();
   int64_t in = w.getDimSize(0), out = w.getDimSize(1);
   if (adaptor.getTransposeB())
     std::swap(in, out);
@@ -933,7 +958,7 @@ LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
                       << " is not in [0, 1)";
   SmallVector<int64_t> shape(x.getShape());
   shape.back() = out;
-  types.push_back(x.clone(shape));
+  types.push_back(RankedTensorType::get(shape, product));
   return success();
 }
 
@@ -1015,11 +1040,16 @@ LogicalResult LinearCrossEntropyOp::inferReturnTypes(
                          "a rank-2 weight, got "
                       << shapeString(input.getShape()) << " and "
                       << shapeString(weight.getShape());
-  if (!weightTypesAgree(input.getElementType(), weight.getElementType()))
+  bool f32Result = adaptor.getF32Result();
+  Type product = productType(input.getElementType(), weight.getElementType(),
+                             f32Result);
+  if (!product)
     return err.emit() << "'vlora.linear_cross_entropy' input and weight have "
-                         "different element types "
+                         "element types "
                       << input.getElementType() << " and " << weight.getElementType()
-                      << " (only an f32 input with a bf16 weight may mix)";
+                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
+                                    : " (only an f32 input with a bf16 weight "
+                                      "may mix)");
   int64_t d = adaptor.getTransposeB() ? weight.getDimSize(1) : weight.getDimSize(0);
   if (d != input.getDimSize(2))
     return err.emit() << "'vlora.linear_cross_entropy' weight "
@@ -1033,7 +1063,7 @@ LogicalResult LinearCrossEntropyOp::inferReturnTypes(
   if (tensorOf(adaptor.getDloss()).getRank() != 0)
     return err.emit() << "'vlora.linear_cross_entropy' dloss must be a scalar tensor";
   types.push_back(RankedTensorType::get({}, Float32Type::get(ctx)));
-  types.push_back(adaptor.getInput().getType());
+  types.push_back(input.clone(product));
   return success();
 }
 
@@ -1075,7 +1105,8 @@ LogicalResult LoRAMatmulGradOp::inferReturnTypes(
   types.push_back(adaptor.getA().getType());
   types.push_back(adaptor.getB().getType());
   if (adaptor.getInputGrad())
-    types.push_back(adaptor.getX().getType());
+    types.push_back(tensorOf(adaptor.getX()).clone(
+        cast<RankedTensorType>(forward.front()).getElementType()));
   return success();
 }
 

@@ -231,8 +231,11 @@ def VLoRA_MatmulOp : VLoRA_Op<"matmul"> {
   let description = [{
     Multiplies the last two dimensions of `lhs` and `rhs` (each optionally
     transposed first); leading dimensions broadcast as in NumPy. Both operands
-    have rank >= 2 and the same element type. A `matmul` whose `rhs` is a
-    frozen `vlora.param` is what LoRA targets.
+    have rank >= 2 and the same element type, or one is f32 and the other a
+    bf16 weight (the result is then f32). With `f32_result` each operand is
+    bf16 or f32 and the result is f32: bf16 operands multiplied with fp32
+    accumulation, as `--vlora-mixed-precision{compute=bf16}` writes them. A
+    `matmul` whose `rhs` is a frozen `vlora.param` is what LoRA targets.
 
     Example:
     ```mlir
@@ -240,11 +243,12 @@ def VLoRA_MatmulOp : VLoRA_Op<"matmul"> {
     ```
   }];
   let arguments = (ins VLoRA_Tensor:$lhs, VLoRA_Tensor:$rhs,
-                       UnitAttr:$transpose_a, UnitAttr:$transpose_b);
+                       UnitAttr:$transpose_a, UnitAttr:$transpose_b,
+                       UnitAttr:$f32_result);
   let results = (outs VLoRA_Tensor:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs (`transpose_a` $transpose_a^)? (`transpose_b` $transpose_b^)?
-    attr-dict `:` functional-type(operands, results)
+    (`f32_result` $f32_result^)? attr-dict `:` functional-type(operands, results)
   }];
 }
 
@@ -678,10 +682,14 @@ def VLoRA_LoRAMatmulOp : VLoRA_Op<"lora_matmul"> {
     probability of PEFT's `lora_dropout`, applied to the input of the
     low-rank path only, in training (in `[0, 1)`).
 
-    `x` and `w` have one element type; `a` and `b` have one float element
-    type, which may differ from `x`'s (fp32 adapters on a bf16 model): as in
-    PEFT, the low-rank path converts `x` to the adapters' type and its result
-    back to `x`'s type before the addition.
+    `x` and `w` have one element type, or `x` is f32 and `w` a bf16 weight
+    (the result is then f32); `a` and `b` have one float element type, which
+    may differ from `x`'s (fp32 adapters on a bf16 model): as in PEFT, the
+    low-rank path converts `x` to the adapters' type and its result back to
+    `x`'s type before the addition. With `f32_result` (bf16 activations of
+    `--vlora-mixed-precision{compute=bf16}`), `x` and `w` are each bf16 or
+    f32, the adapters f32, and the result f32: both paths read the bf16
+    values exactly and accumulate in fp32.
 
     Dropout is drawn only in training, when the op has the optional `rng`
     operand (`tensor<2xi64>`: a seed and a step counter) and its `stream`
@@ -704,13 +712,13 @@ def VLoRA_LoRAMatmulOp : VLoRA_Op<"lora_matmul"> {
                        VLoRA_FloatTensor:$a, VLoRA_FloatTensor:$b,
                        Optional<RankedTensorOf<[I64]>>:$rng,
                        F64Attr:$scale, F64Attr:$dropout, UnitAttr:$transpose_b,
-                       OptionalAttr<I64Attr>:$stream);
+                       OptionalAttr<I64Attr>:$stream, UnitAttr:$f32_result);
   let results = (outs VLoRA_FloatTensor:$result);
   let hasVerifier = 1;
   let assemblyFormat = [{
     $x `,` $w `,` $a `,` $b `scale` $scale `dropout` $dropout
     (`transpose_b` $transpose_b^)? (`rng` $rng^ `stream` $stream)?
-    attr-dict `:` functional-type(operands, results)
+    (`f32_result` $f32_result^)? attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{
     /// The LoRA rank r (rows of `a`).
@@ -790,7 +798,10 @@ def VLoRA_LinearCrossEntropyOp : VLoRA_Op<"linear_cross_entropy"> {
     Results: the loss (f32, NaN with no predicted label) and the gradient
     of `input` (zero at unlabelled positions; all zero with no predicted
     label). `--vlora-build-training-step` uses it when the logits are a
-    matmul by a weight that gets no gradient (the frozen lm_head).
+    matmul by a weight that gets no gradient (the frozen lm_head). `input`
+    and `weight` share an element type, or `input` is f32 and `weight` a
+    bf16 weight; with `f32_result` each is bf16 or f32 and the input
+    gradient is f32 (bf16 activations, fp32 accumulation).
 
     Example:
     ```mlir
@@ -800,11 +811,13 @@ def VLoRA_LinearCrossEntropyOp : VLoRA_Op<"linear_cross_entropy"> {
   }];
   let arguments = (ins VLoRA_FloatTensor:$input, VLoRA_FloatTensor:$weight,
                        RankedTensorOf<[I64]>:$labels, RankedTensorOf<[F32]>:$dloss,
-                       I64Attr:$ignore_index, UnitAttr:$transpose_b);
+                       I64Attr:$ignore_index, UnitAttr:$transpose_b,
+                       UnitAttr:$f32_result);
   let results = (outs RankedTensorOf<[F32]>:$loss, VLoRA_FloatTensor:$grad_input);
   let assemblyFormat = [{
     $input `,` $weight `,` $labels `,` $dloss `ignore_index` $ignore_index
-    (`transpose_b` $transpose_b^)? attr-dict `:` functional-type(operands, results)
+    (`transpose_b` $transpose_b^)? (`f32_result` $f32_result^)? attr-dict
+    `:` functional-type(operands, results)
   }];
 }
 
@@ -870,8 +883,9 @@ def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
 
     `dx` is a result only when `input_grad` is set (the input depends on a
     trainable parameter); the frozen `w` never gets a gradient. `dA` and `dB`
-    have the adapters' type, `dx` has `x`'s type. `rng` and `stream` are
-    the forward op's (the same dropout mask).
+    have the adapters' type, `dy` and `dx` the forward result's type. `rng`,
+    `stream` and `f32_result` are the forward op's (the same dropout mask;
+    with `f32_result` a bf16 `x` is read exactly and `dx` is f32).
 
     Example:
     ```mlir
@@ -884,14 +898,14 @@ def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
                        VLoRA_FloatTensor:$b, Optional<RankedTensorOf<[I64]>>:$rng,
                        F64Attr:$scale, F64Attr:$dropout,
                        UnitAttr:$transpose_b, UnitAttr:$input_grad,
-                       OptionalAttr<I64Attr>:$stream);
+                       OptionalAttr<I64Attr>:$stream, UnitAttr:$f32_result);
   let results = (outs VLoRA_FloatTensor:$grad_a, VLoRA_FloatTensor:$grad_b,
                       Optional<VLoRA_FloatTensor>:$grad_x);
   let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $x `,` $w `,` $a `,` $b `scale` $scale `dropout` $dropout
     (`transpose_b` $transpose_b^)? (`input_grad` $input_grad^)?
-    (`rng` $rng^ `stream` $stream)? attr-dict
+    (`rng` $rng^ `stream` $stream)? (`f32_result` $f32_result^)? attr-dict
     `:` functional-type(operands, results)
   }];
 }

@@ -133,7 +133,7 @@ func.func @matmul_rank(%x: tensor<32xf32>, %w: tensor<32x64xf32>) {
 // -----
 
 func.func @matmul_element_types(%x: tensor<16x32xf16>, %w: tensor<32x64xf32>) {
-  // expected-error @+2 {{'vlora.matmul' operands have different element types 'f16' and 'f32' (only an f32 operand with a bf16 weight may mix)}}
+  // expected-error @+2 {{'vlora.matmul' operands have element types 'f16' and 'f32' (only an f32 operand with a bf16 weight may mix)}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = vlora.matmul %x, %w : (tensor<16x32xf16>, tensor<32x64xf32>) -> tensor<16x64xf16>
   return
@@ -153,9 +153,57 @@ func.func @matmul_bf16_weight(%x: tensor<16x32xf32>, %w: tensor<32x64xbf16>) {
 // -----
 
 func.func @lora_matmul_bf16_input(%x: tensor<4x8xbf16>, %w: tensor<8x8xf32>, %a: tensor<2x8xf32>, %b: tensor<8x2xf32>) {
-  // expected-error @+2 {{'vlora.lora_matmul' input and weight have different element types 'bf16' and 'f32' (only an f32 input with a bf16 weight may mix)}}
+  // expected-error @+2 {{'vlora.lora_matmul' input and weight have element types 'bf16' and 'f32' (only an f32 input with a bf16 weight may mix)}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = vlora.lora_matmul %x, %w, %a, %b scale 1.0 dropout 0.0 : (tensor<4x8xbf16>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<4x8xbf16>
+  return
+}
+
+// -----
+
+// f32_result (--vlora-mixed-precision's bf16 activations): bf16 or f32
+// operands, an f32 result.
+func.func @matmul_f32_result_f16(%x: tensor<16x32xf16>, %w: tensor<32x64xbf16>) {
+  // expected-error @+2 {{'vlora.matmul' operands have element types 'f16' and 'bf16' (with f32_result each must be bf16 or f32)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.matmul %x, %w f32_result : (tensor<16x32xf16>, tensor<32x64xbf16>) -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_f32_result_type(%x: tensor<16x32xbf16>, %w: tensor<32x64xbf16>) {
+  // expected-error @+2 {{inferred type(s) 'tensor<16x64xf32>' are incompatible with return type(s) of operation 'tensor<16x64xbf16>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.matmul %x, %w f32_result : (tensor<16x32xbf16>, tensor<32x64xbf16>) -> tensor<16x64xbf16>
+  return
+}
+
+// -----
+
+func.func @lora_matmul_f32_result_adapters(%x: tensor<4x8xbf16>, %w: tensor<8x8xbf16>, %a: tensor<2x8xbf16>, %b: tensor<8x2xbf16>) {
+  // expected-error @+2 {{'vlora.lora_matmul' with f32_result needs f32 adapters, got 'bf16'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.lora_matmul %x, %w, %a, %b scale 1.0 dropout 0.0 f32_result : (tensor<4x8xbf16>, tensor<8x8xbf16>, tensor<2x8xbf16>, tensor<8x2xbf16>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// The backward of an f32_result lora_matmul: dY and dX are f32, x bf16.
+func.func @lora_matmul_grad_f32_result(%dy: tensor<4x8xbf16>, %x: tensor<4x8xbf16>, %w: tensor<8x8xbf16>, %a: tensor<2x8xf32>, %b: tensor<8x2xf32>) {
+  // expected-error @+2 {{'vlora.lora_matmul_grad' gradient type 'tensor<4x8xbf16>' must be the forward result type 'tensor<4x8xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = vlora.lora_matmul_grad %dy, %x, %w, %a, %b scale 1.0 dropout 0.0 input_grad f32_result : (tensor<4x8xbf16>, tensor<4x8xbf16>, tensor<8x8xbf16>, tensor<2x8xf32>, tensor<8x2xf32>) -> (tensor<2x8xf32>, tensor<8x2xf32>, tensor<4x8xf32>)
+  return
+}
+
+// -----
+
+func.func @linear_cross_entropy_f32_result(%h: tensor<1x4x8xbf16>, %w: tensor<16x8xbf16>, %l: tensor<1x4xi64>, %d: tensor<f32>) {
+  // expected-error @+2 {{inferred type(s) 'tensor<f32>', 'tensor<1x4x8xf32>' are incompatible with return type(s) of operation 'tensor<f32>', 'tensor<1x4x8xbf16>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:2 = vlora.linear_cross_entropy %h, %w, %l, %d ignore_index -100 transpose_b f32_result : (tensor<1x4x8xbf16>, tensor<16x8xbf16>, tensor<1x4xi64>, tensor<f32>) -> (tensor<f32>, tensor<1x4x8xbf16>)
   return
 }
 

@@ -20,7 +20,7 @@ func.func @weight_rank(%x: tensor<2x32xf32>, %w: tensor<1x64x32xf32>, %a: tensor
 // -----
 
 func.func @input_weight_types(%x: tensor<2x32xf16>, %w: tensor<64x32xf32>, %a: tensor<8x32xf32>, %b: tensor<64x8xf32>) {
-  // expected-error @+2 {{'vlora.lora_matmul' input and weight have different element types 'f16' and 'f32'}}
+  // expected-error @+2 {{'vlora.lora_matmul' input and weight have element types 'f16' and 'f32'}}
   // expected-error @+1 {{failed to infer returned types}}
   %y = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<2x32xf16>, tensor<64x32xf32>, tensor<8x32xf32>, tensor<64x8xf32>) -> tensor<2x64xf16>
   return

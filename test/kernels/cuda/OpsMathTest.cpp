@@ -249,6 +249,67 @@ TEST_F(OpsMathTest, BF16WeightsMatchTheCpu) {
   expectTwin("linear_cross_entropy dinput", gradInput, 1e-6, 1e-5);
 }
 
+// bf16 activations with bf16 weights and f32 results (f32_result, the
+// activations of --vlora-mixed-precision): matmul runs cuBLASLt's bf16 GEMM
+// with fp32 accumulation (the products are exact in fp32, so only the
+// summation order differs from the CPU, which widens and runs its f32
+// GEMM); the LoRA ops and linear_cross_entropy widen both exactly.
+TEST_F(OpsMathTest, BF16ActivationsMatchTheCpu) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "ta " << ta << ", tb " << tb);
+      BF16Weight lhs(ta ? Shape{3, 9, 5} : Shape{3, 5, 9}, 20);
+      BF16Weight rhs(tb ? Shape{7, 9} : Shape{9, 7}, 21);
+      F32 out = F32::zeros({3, 5, 7});
+      VLORA_ASSERT_OK(ops::matmul(*ctx, lhs.gpu(), rhs.gpu(), out.gpu(), ta, tb));
+      cpu::matmul(lhs.cpu(), rhs.cpu(), out.cpu(), ta, tb);
+      expectTwin("matmul bf16 x bf16 -> f32", out, 1e-5, 1e-5);
+    }
+
+  BF16Weight w({6, 8}, 22), x({2, 3, 8}, 23);
+  F32 a = F32::random({2, 8}, 24), b = F32::random({6, 2}, 25),
+      y = F32::zeros({2, 3, 6});
+  VLORA_ASSERT_OK(ops::loraMatmul(*ctx, x.gpu(), w.gpu(), a.gpu(), b.gpu(), y.gpu(), 2.0, true));
+  cpu::loraMatmul(x.cpu(), w.cpu(), a.cpu(), b.cpu(), y.cpu(), 2.0, true);
+  expectTwin("lora_matmul bf16 x", y, 1e-5, 1e-5);
+
+  I64 rng({2}, {987654321, 7});
+  F32 yd = F32::zeros({2, 3, 6});
+  VLORA_ASSERT_OK(ops::loraMatmulDropout(*ctx, x.gpu(), w.gpu(), a.gpu(), b.gpu(), rng.gpu(),
+                                         yd.gpu(), 2.0, 0.25, 3, true));
+  cpu::loraMatmulDropout(x.cpu(), w.cpu(), a.cpu(), b.cpu(), rng.cpu(), yd.cpu(), 2.0, 0.25, 3,
+                         true);
+  expectTwin("lora_matmul bf16 x, dropout", yd, 1e-5, 1e-5);
+
+  for (bool withGradX : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "grad x " << withGradX);
+    F32 dy = F32::random({2, 3, 6}, 26), gradA = F32::zeros({2, 8}),
+        gradB = F32::zeros({6, 2}), gradX = F32::zeros({2, 3, 8});
+    TensorRef gx = gradX.gpu(), cx = gradX.cpu(), grng = rng.gpu();
+    VLORA_ASSERT_OK(ops::loraMatmulGrad(*ctx, dy.gpu(), x.gpu(), w.gpu(), a.gpu(), b.gpu(),
+                                        &grng, gradA.gpu(), gradB.gpu(),
+                                        withGradX ? &gx : nullptr, 2.0, 0.25, 3, true));
+    TensorRef crng = rng.cpu();
+    cpu::loraMatmulGrad(dy.cpu(), x.cpu(), w.cpu(), a.cpu(), b.cpu(), &crng, gradA.cpu(),
+                        gradB.cpu(), withGradX ? &cx : nullptr, 2.0, 0.25, 3, true);
+    expectTwin("lora_matmul_grad bf16 x dA", gradA, 1e-5, 1e-4);
+    expectTwin("lora_matmul_grad bf16 x dB", gradB, 1e-5, 1e-4);
+    if (withGradX)
+      expectTwin("lora_matmul_grad bf16 x dx", gradX, 1e-5, 1e-4);
+  }
+
+  BF16Weight head({10, 8}, 27), input({2, 4, 8}, 28);
+  F32 dloss(Shape{}, {1.f}), loss = F32::zeros({}), gradInput = F32::zeros({2, 4, 8});
+  I64 labels({2, 4}, {3, 1, -100, 9, 0, 4, 7, 2});
+  VLORA_ASSERT_OK(ops::linearCrossEntropy(*ctx, input.gpu(), head.gpu(), labels.gpu(),
+                                          dloss.gpu(), loss.gpu(), gradInput.gpu(), -100,
+                                          true));
+  cpu::linearCrossEntropy(input.cpu(), head.cpu(), labels.cpu(), dloss.cpu(), loss.cpu(),
+                          gradInput.cpu(), -100, true);
+  expectTwin("linear_cross_entropy bf16 input loss", loss, 1e-6, 1e-5);
+  expectTwin("linear_cross_entropy bf16 input dinput", gradInput, 1e-6, 1e-5);
+}
+
 //===----------------------------------------------------------------------===//
 // LoRA
 //===----------------------------------------------------------------------===//

@@ -50,11 +50,12 @@ std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);
 // Linear algebra (f32 and f64; GEMMs through BLAS)
 //===----------------------------------------------------------------------===//
 
-// Frozen weights in bf16: matmul (either operand), loraMatmul(Dropout),
-// loraMatmulGrad (w) and linearCrossEntropy (weight) also take that operand
-// in bf16 when every other float operand is f32. It is widened (exactly) to
-// an f32 copy once per call and the f32 path runs on it, so the result is
-// bitwise that of the f32 kernel on the widened weight.
+// --vlora-mixed-precision's bf16 operands with an f32 result: matmul (either
+// or both operands), loraMatmul(Dropout) and loraMatmulGrad (x and/or w; the
+// adapters, dy and the results f32) and linearCrossEntropy (input and/or
+// weight; gradInput f32) take them. Each is widened (exactly) to an f32 copy
+// once per call and the f32 path runs on the copies, so the result is
+// bitwise that of the f32 kernel on the widened operands.
 
 /// Batched lhs · rhs over the last two dimensions, batch dims broadcast.
 void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,

@@ -97,7 +97,11 @@ Status maskedSelect(Context &ctx, const TensorRef &input,
 // Linear algebra, normalisation, training (kernels/cuda/OpsMath.cu)
 //===----------------------------------------------------------------------===//
 
-/// f32 (cuBLASLt, no TF32: the CPU backend's numbers) and bf16.
+/// f32 (cuBLASLt, no TF32: the CPU backend's numbers) and bf16 (with a bf16
+/// or f32 result, fp32 accumulation). As on the CPU, the matmul family takes
+/// --vlora-mixed-precision's bf16 operands with an f32 result; a bf16 operand
+/// next to an f32 one, and the bf16 x/w of the LoRA ops and of
+/// linearCrossEntropy, are widened exactly into scratch and the f32 path runs.
 Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
               const TensorRef &out, bool transposeA, bool transposeB);
 Status loraMatmul(Context &ctx, const TensorRef &x, const TensorRef &w,
