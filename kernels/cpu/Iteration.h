@@ -80,6 +80,10 @@ BFloat16 toBFloat16(float f);
 /// per call, and then run their f32 path.
 TensorRef widenBFloat16(const TensorRef &t, std::vector<float> &storage);
 
+/// An f32 view of f32 `t` with every value rounded to the nearest bf16
+/// (ties to even, as a cast to bf16 rounds), held in `storage`.
+TensorRef roundToBFloat16(const TensorRef &t, std::vector<float> &storage);
+
 template <typename T> struct Tag {
   using type = T;
 };

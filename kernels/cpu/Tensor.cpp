@@ -185,5 +185,17 @@ TensorRef widenBFloat16(const TensorRef &t, std::vector<float> &storage) {
   return {storage.data(), DType::F32, t.shape};
 }
 
+TensorRef roundToBFloat16(const TensorRef &t, std::vector<float> &storage) {
+  int64_t n = t.numel();
+  storage.resize(static_cast<size_t>(n));
+  const float *src = t.as<const float>();
+  float *dst = storage.data();
+  parallelFor(n, int64_t(1) << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      dst[i] = toFloat(toBFloat16(src[i]));
+  });
+  return {storage.data(), DType::F32, t.shape};
+}
+
 } // namespace cpu::detail
 } // namespace vlora::kernels

@@ -106,20 +106,15 @@ void loraMatmulDropout(const TensorRef &x, const TensorRef &w,
   });
 }
 
-void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
-                    const TensorRef &a, const TensorRef &b,
-                    const TensorRef *rng, const TensorRef &gradA,
-                    const TensorRef &gradB, const TensorRef *gradX,
-                    double scale, double dropout, int64_t stream, bool tb) {
-  // bf16 x and/or w with an f32 dy (--vlora-mixed-precision): widened
-  // exactly, then the f32 path; w is read only for gradX.
-  if (dy.dtype == DType::F32 &&
-      (x.dtype == DType::BF16 || (gradX && w.dtype == DType::BF16))) {
-    std::vector<float> wideX, wideW;
-    return loraMatmulGrad(dy, widenBFloat16(x, wideX),
-                          gradX ? widenBFloat16(w, wideW) : w, a, b, rng,
-                          gradA, gradB, gradX, scale, dropout, stream, tb);
-  }
+namespace {
+/// loraMatmulGrad on operands of one type; `dyFrozen` (dy, or dy rounded to
+/// bf16) is the gradient the frozen product dy·Wᵀ reads.
+void loraMatmulGradImpl(const TensorRef &dy, const TensorRef &dyFrozen,
+                        const TensorRef &x, const TensorRef &w,
+                        const TensorRef &a, const TensorRef &b,
+                        const TensorRef *rng, const TensorRef &gradA,
+                        const TensorRef &gradB, const TensorRef *gradX,
+                        double scale, double dropout, int64_t stream, bool tb) {
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
   int64_t n = leadingRows(x.shape);
   bool drop = rng && dropout > 0;
@@ -150,8 +145,8 @@ void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
       return;
     // dx = dy·Wᵀ (w [in, out]) or dy·W (transposed: w [out, in]) ...
     T *dx = gradX->as<T>();
-    gemm<T>(false, !tb, n, in, outDim, 1.0, pdy, outDim, w.as<const T>(),
-            w.shape.back(), 0.0, dx, in);
+    gemm<T>(false, !tb, n, in, outDim, 1.0, dyFrozen.as<const T>(), outDim,
+            w.as<const T>(), w.shape.back(), 0.0, dx, in);
     // ... + keep ⊙ (du·A) / (1 - p).
     if (!drop) {
       gemm<T>(false, false, n, in, r, 1.0, du.data(), r, pa, in, 1.0, dx, in);
@@ -165,6 +160,30 @@ void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
       if (keep[i])
         dx[i] += t[i] * s;
   });
+}
+} // namespace
+
+void loraMatmulGrad(const TensorRef &dy, const TensorRef &x, const TensorRef &w,
+                    const TensorRef &a, const TensorRef &b,
+                    const TensorRef *rng, const TensorRef &gradA,
+                    const TensorRef &gradB, const TensorRef *gradX,
+                    double scale, double dropout, int64_t stream, bool tb) {
+  // bf16 x and/or w with an f32 dy (--vlora-mixed-precision): widened
+  // exactly, then the f32 path; w is read only for gradX. With bf16
+  // activations (x bf16) the frozen product dy·Wᵀ reads dy rounded to bf16,
+  // as a bf16 GEMM does (autocast's backward too); dA, dB and the low-rank
+  // part of dx read the exact dy.
+  if (dy.dtype == DType::F32 &&
+      (x.dtype == DType::BF16 || (gradX && w.dtype == DType::BF16))) {
+    std::vector<float> wideX, wideW, roundedDy;
+    TensorRef dyFrozen =
+        x.dtype == DType::BF16 && gradX ? roundToBFloat16(dy, roundedDy) : dy;
+    return loraMatmulGradImpl(dy, dyFrozen, widenBFloat16(x, wideX),
+                              gradX ? widenBFloat16(w, wideW) : w, a, b, rng,
+                              gradA, gradB, gradX, scale, dropout, stream, tb);
+  }
+  loraMatmulGradImpl(dy, dy, x, w, a, b, rng, gradA, gradB, gradX, scale,
+                     dropout, stream, tb);
 }
 
 //===----------------------------------------------------------------------===//

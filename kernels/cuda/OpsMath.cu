@@ -148,6 +148,39 @@ Status widenedWeight(Context &ctx, const ShapeText &shape, Scratch &scratch,
   return Status::success();
 }
 
+/// f32 -> nearest bf16 (ties to even; NaN stays NaN), as the CPU's
+/// roundToBFloat16 and a cast to bf16 round.
+__global__ void roundBF16Kernel(int64_t n, const float *__restrict__ in,
+                                uint16_t *__restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    uint32_t bits = __float_as_uint(in[i]);
+    if ((bits & 0x7fffffffu) > 0x7f800000u)
+      out[i] = static_cast<uint16_t>((bits >> 16) | 0x40u);
+    else
+      out[i] = static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  }
+}
+
+/// A bf16 copy of f32 `t` in `scratch`, each value rounded to nearest even.
+Status roundedToBF16(Context &ctx, const ShapeText &shape, Scratch &scratch,
+                     const TensorRef &t, TensorRef &out) {
+  int64_t n = numElements(t.shape);
+  uint16_t *narrow = nullptr;
+  if (Status s = scratch.allocate(n, narrow, shape); !s)
+    return s;
+  if (n > 0) {
+    roundBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
+                      streamOf(ctx)>>>(n, t.as<const float>(), narrow);
+    if (Status s = checkLaunch(shape); !s)
+      return s;
+  }
+  out = t;
+  out.data = narrow;
+  out.dtype = DType::BF16;
+  return Status::success();
+}
+
 /// One GEMM operand as the ops see it.
 struct Operand {
   const void *data = nullptr;
@@ -840,20 +873,25 @@ Status applyDropout(Context &ctx, const ShapeText &shape, const float *x,
   return checkLaunch(shape);
 }
 
-/// y = x·W(ᵀ) + scale·(x'·aᵀ)·bᵀ, x' dropped out when rng is non-null.
+/// y = x·W(ᵀ) + scale·(x'·aᵀ)·bᵀ, x' dropped out when rng is non-null. The
+/// frozen product reads `frozenX`·`frozenW`: x and w (f32), or the bf16
+/// originals of a widened x and w (a bf16 GEMM, fp32 accumulation; the
+/// products are exact, only the summation order differs from the f32 one).
 Status loraForward(Context &ctx, const ShapeText &shape, const TensorRef &x,
                    const TensorRef &w, const TensorRef &a, const TensorRef &b,
                    const TensorRef *rng, const TensorRef &out, double scale,
-                   double dropout, int64_t stream, bool transposeB) {
+                   double dropout, int64_t stream, bool transposeB,
+                   const TensorRef &frozenX, const TensorRef &frozenW) {
   int64_t in = x.shape.back(), outDim = out.shape.back(), r = a.shape[0];
   int64_t rows = outDim ? numElements(out.shape) / outDim : 0;
   if (rows == 0 || outDim == 0)
     return Status::success();
   const float *px = x.as<const float>();
   float *y = out.as<float>();
-  if (Status s = runGemm(ctx, shape, DType::F32, DType::F32, rows, outDim, in,
-                         {px, in, false}, {w.data, w.shape.back(), transposeB},
-                         y, 1, 1.0, 0.0);
+  if (Status s = runGemm(ctx, shape, frozenX.dtype, DType::F32, rows, outDim,
+                         in, {frozenX.data, in, false},
+                         {frozenW.data, w.shape.back(), transposeB}, y, 1, 1.0,
+                         0.0);
       !s)
     return s;
   if (r == 0)
@@ -1021,28 +1059,56 @@ Status matmul(Context &ctx, const TensorRef &lhs, const TensorRef &rhs,
 // LoRA
 //===----------------------------------------------------------------------===//
 
+namespace {
+
+/// lora_matmul with dropout drawn from `rng` when it is non-null.
+Status loraMatmulImpl(Context &ctx, const ShapeText &shape, const TensorRef &x,
+                      const TensorRef &w, const TensorRef &a,
+                      const TensorRef &b, const TensorRef *rng,
+                      const TensorRef &out, double scale, double dropout,
+                      int64_t stream, bool transposeB) {
+  // bf16 x and/or w with an f32 result (--vlora-mixed-precision): widened
+  // exactly for the f32 path; when both are bf16 the frozen product is a
+  // bf16 GEMM on the originals.
+  Scratch scratch(streamOf(ctx));
+  TensorRef wideX = x, wideW = w;
+  if (out.dtype == DType::F32) {
+    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
+      return s;
+    if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
+      return s;
+  }
+  bool bf16Frozen = x.dtype == DType::BF16 && w.dtype == DType::BF16 &&
+                    out.dtype == DType::F32;
+  if (Status s = checkLoraOperands(shape, wideX, wideW, a, b, {&out}); !s)
+    return s;
+  bool drop = rng && dropout > 0;
+  if (drop)
+    if (Status s = checkRng(shape, *rng); !s)
+      return s;
+  return loraForward(ctx, shape, wideX, wideW, a, b, drop ? rng : nullptr, out,
+                     scale, dropout, stream, transposeB,
+                     bf16Frozen ? x : wideX, bf16Frozen ? w : wideW);
+}
+
+Status loraGrad(Context &ctx, const ShapeText &shape, Scratch &scratch,
+                const TensorRef &dy, const TensorRef &x, const TensorRef &w,
+                const TensorRef &a, const TensorRef &b, const TensorRef *rng,
+                const TensorRef &gradA, const TensorRef &gradB,
+                const TensorRef *gradX, double scale, double dropout,
+                int64_t stream, bool transposeB, const TensorRef &frozenDy,
+                const TensorRef &frozenW);
+
+} // namespace
+
 Status loraMatmul(Context &ctx, const TensorRef &x, const TensorRef &w,
                   const TensorRef &a, const TensorRef &b, const TensorRef &out,
                   double scale, bool transposeB) {
   ShapeText shape =
       describe("lora_matmul",
                {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
-  // bf16 x and/or w with an f32 result (--vlora-mixed-precision): widened
-  // exactly, then the f32 path.
-  if (out.dtype == DType::F32 &&
-      (x.dtype == DType::BF16 || w.dtype == DType::BF16)) {
-    Scratch scratch(streamOf(ctx));
-    TensorRef wideX, wideW;
-    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
-      return s;
-    if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
-      return s;
-    return loraMatmul(ctx, wideX, wideW, a, b, out, scale, transposeB);
-  }
-  if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
-    return s;
-  return loraForward(ctx, shape, x, w, a, b, nullptr, out, scale, 0.0, 0,
-                     transposeB);
+  return loraMatmulImpl(ctx, shape, x, w, a, b, nullptr, out, scale, 0.0, 0,
+                        transposeB);
 }
 
 Status loraMatmulDropout(Context &ctx, const TensorRef &x, const TensorRef &w,
@@ -1054,25 +1120,8 @@ Status loraMatmulDropout(Context &ctx, const TensorRef &x, const TensorRef &w,
       describe("lora_matmul",
                {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"out", &out}});
   shape("dropout", dropout)("stream", stream);
-  if (out.dtype == DType::F32 &&
-      (x.dtype == DType::BF16 || w.dtype == DType::BF16)) {
-    Scratch scratch(streamOf(ctx));
-    TensorRef wideX, wideW;
-    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
-      return s;
-    if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
-      return s;
-    return loraMatmulDropout(ctx, wideX, wideW, a, b, rng, out, scale, dropout,
-                             stream, transposeB);
-  }
-  if (Status s = checkLoraOperands(shape, x, w, a, b, {&out}); !s)
-    return s;
-  bool drop = dropout > 0;
-  if (drop)
-    if (Status s = checkRng(shape, rng); !s)
-      return s;
-  return loraForward(ctx, shape, x, w, a, b, drop ? &rng : nullptr, out, scale,
-                     dropout, stream, transposeB);
+  return loraMatmulImpl(ctx, shape, x, w, a, b, &rng, out, scale, dropout,
+                        stream, transposeB);
 }
 
 Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
@@ -1085,20 +1134,46 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
       describe("lora_matmul_grad",
                {{"dy", &dy}, {"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}});
   shape("dropout", dropout)("stream", stream);
-  // bf16 x and/or w with an f32 dy: widened exactly, then the f32 path
-  // (w only when dx is wanted: nothing else reads it).
+  Scratch scratch(streamOf(ctx));
+  // bf16 x and/or w with an f32 dy (--vlora-mixed-precision): x widened
+  // exactly for the low-rank products. With bf16 activations (x bf16) the
+  // frozen product dy·Wᵀ reads dy rounded to bf16, as on the CPU: a bf16
+  // GEMM when w is bf16, else the f32 path on the rounded values.
+  TensorRef xIn = x, wIn = w, frozenDy = dy, frozenW = w;
   if (dy.dtype == DType::F32 &&
       (x.dtype == DType::BF16 || (gradX && w.dtype == DType::BF16))) {
-    Scratch scratch(streamOf(ctx));
-    TensorRef wideX, wideW = w;
-    if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
+    if (Status s = widenedWeight(ctx, shape, scratch, x, xIn); !s)
       return s;
-    if (gradX)
-      if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
+    if (gradX) {
+      if (Status s = widenedWeight(ctx, shape, scratch, w, wIn); !s)
         return s;
-    return loraMatmulGrad(ctx, dy, wideX, wideW, a, b, rng, gradA, gradB, gradX,
-                          scale, dropout, stream, transposeB);
+      frozenW = wIn;
+      if (x.dtype == DType::BF16) {
+        if (Status s = roundedToBF16(ctx, shape, scratch, dy, frozenDy); !s)
+          return s;
+        if (w.dtype == DType::BF16)
+          frozenW = w;
+        else if (Status s =
+                     widenedWeight(ctx, shape, scratch, frozenDy, frozenDy);
+                 !s)
+          return s;
+      }
+    }
   }
+  return loraGrad(ctx, shape, scratch, dy, xIn, wIn, a, b, rng, gradA, gradB,
+                  gradX, scale, dropout, stream, transposeB, frozenDy, frozenW);
+}
+
+namespace {
+/// lora_matmul_grad on f32 dy, x, w, a, b; the frozen product of dx reads
+/// frozenDy·frozenW (dy and w, or both bf16).
+Status loraGrad(Context &ctx, const ShapeText &shape, Scratch &scratch,
+                const TensorRef &dy, const TensorRef &x, const TensorRef &w,
+                const TensorRef &a, const TensorRef &b, const TensorRef *rng,
+                const TensorRef &gradA, const TensorRef &gradB,
+                const TensorRef *gradX, double scale, double dropout,
+                int64_t stream, bool transposeB, const TensorRef &frozenDy,
+                const TensorRef &frozenW) {
   if (Status s =
           checkLoraOperands(shape, x, w, a, b, {&dy, &gradA, &gradB, gradX});
       !s)
@@ -1112,7 +1187,6 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
   int64_t in = x.shape.back(), outDim = dy.shape.back(), r = a.shape[0];
   int64_t n =
       in ? numElements(x.shape) / in : numElements(dy.shape) / std::max<int64_t>(outDim, 1);
-  Scratch scratch(streamOf(ctx));
   const float *pdy = dy.as<const float>();
   const float *xp = x.as<const float>();
   if (drop && n * in > 0) {
@@ -1155,9 +1229,10 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
     return Status::success();
   // dx = dy·Wᵀ (w [in, out]) or dy·W (transposed: w [out, in]) ...
   float *dx = gradX->as<float>();
-  if (Status s =
-          runGemm(ctx, shape, f32, f32, n, in, outDim, {pdy, outDim, false},
-                  {w.data, w.shape.back(), !transposeB}, dx, 1, 1.0, 0.0);
+  if (Status s = runGemm(ctx, shape, frozenDy.dtype, f32, n, in, outDim,
+                         {frozenDy.data, outDim, false},
+                         {frozenW.data, w.shape.back(), !transposeB}, dx, 1,
+                         1.0, 0.0);
       !s)
     return s;
   // ... + keep ⊙ (du·A) / (1 - p).
@@ -1180,6 +1255,7 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
           static_cast<float>(1.0 / (1.0 - dropout)), n * in, dx);
   return checkLaunch(shape);
 }
+} // namespace
 
 //===----------------------------------------------------------------------===//
 // Softmax and normalisation

@@ -580,6 +580,60 @@ TEST(CpuTraining, LoRABF16WeightIsTheF32KernelOnTheWidenedWeight) {
   }
 }
 
+// bf16 activations (f32_result): x and w bf16, dy and the results f32. The
+// forward and dA, dB are the f32 kernel on the widened operands (bitwise);
+// dx's frozen product reads dy rounded to bf16 (a bf16 GEMM's operand), its
+// low-rank part the exact dy: dx = round(dy)·Wᵀ + mask(du·A).
+TEST(CpuTraining, LoRABF16ActivationsRoundDyForTheFrozenProductOnly) {
+  const int64_t in = 6, outDim = 5, r = 3;
+  const double scale = 0.7;
+  Owned<int64_t> rng({2});
+  rng.data = {12345, 7};
+  TensorRef rngRef = rng.ref();
+  for (LoRACase c :
+       {LoRACase{false, 0.0}, {true, 0.0}, {false, 0.3}, {true, 0.3}}) {
+    SCOPED_TRACE(std::string("transpose_b ") + (c.transposeB ? "1" : "0") +
+                 " dropout " + std::to_string(c.dropout));
+    Shape wShape = c.transposeB ? Shape{outDim, in} : Shape{in, outDim};
+    BF16Weight x(random<float>({2, 3, in})), w(random<float>(wShape));
+    Owned<float> a = random<float>({r, in}), b = random<float>({outDim, r});
+    Owned<float> dy = random<float>({2, 3, outDim});
+    BF16Weight dyRounded(dy);
+    Owned<float> y({2, 3, outDim}), wantY({2, 3, outDim});
+    cpu::loraMatmulDropout(x.ref(), w.ref(), a.ref(), b.ref(), rngRef, y.ref(),
+                           scale, c.dropout, 3, c.transposeB);
+    cpu::loraMatmulDropout(x.wide.ref(), w.wide.ref(), a.ref(), b.ref(), rngRef,
+                           wantY.ref(), scale, c.dropout, 3, c.transposeB);
+    EXPECT_TRUE(sameBits(y.data, wantY.data)) << "y";
+
+    Owned<float> da(a.shape), db(b.shape), dx({2, 3, in});
+    Owned<float> wantDa(a.shape), wantDb(b.shape), lowRank({2, 3, in});
+    Owned<float> zeroW(wShape), frozen({2, 3, in});
+    TensorRef dxRef = dx.ref(), lowRankRef = lowRank.ref();
+    cpu::loraMatmulGrad(dy.ref(), x.ref(), w.ref(), a.ref(), b.ref(), &rngRef,
+                        da.ref(), db.ref(), &dxRef, scale, c.dropout, 3,
+                        c.transposeB);
+    // The exact dy through a zero weight: dA, dB and the low-rank part.
+    cpu::loraMatmulGrad(dy.ref(), x.wide.ref(), zeroW.ref(), a.ref(), b.ref(),
+                        &rngRef, wantDa.ref(), wantDb.ref(), &lowRankRef, scale,
+                        c.dropout, 3, c.transposeB);
+    cpu::matmul(dyRounded.wide.ref(), w.wide.ref(), frozen.ref(), false,
+                !c.transposeB);
+    EXPECT_TRUE(sameBits(da.data, wantDa.data)) << "dA";
+    EXPECT_TRUE(sameBits(db.data, wantDb.data)) << "dB";
+    std::vector<double> wantDx(dx.data.size());
+    for (size_t i = 0; i < wantDx.size(); ++i)
+      wantDx[i] = double(frozen.data[i]) + double(lowRank.data[i]);
+    EXPECT_TRUE(near(dx.data, wantDx, 1e-6, 1e-6)) << "dx";
+    // Not the exact dy: the frozen product with it differs.
+    Owned<float> exact({2, 3, in});
+    cpu::matmul(dy.ref(), w.wide.ref(), exact.ref(), false, !c.transposeB);
+    EXPECT_FALSE(near(exact.data,
+                      std::vector<double>(frozen.data.begin(), frozen.data.end()),
+                      1e-6, 1e-6));
+  }
+}
+
 TEST(CpuTraining,
      LinearCrossEntropyBF16WeightIsTheF32KernelOnTheWidenedWeight) {
   for (bool transposeB : {false, true}) {

@@ -885,7 +885,10 @@ def VLoRA_LoRAMatmulGradOp : VLoRA_Op<"lora_matmul_grad"> {
     trainable parameter); the frozen `w` never gets a gradient. `dA` and `dB`
     have the adapters' type, `dy` and `dx` the forward result's type. `rng`,
     `stream` and `f32_result` are the forward op's (the same dropout mask;
-    with `f32_result` a bf16 `x` is read exactly and `dx` is f32).
+    with `f32_result` a bf16 `x` is read exactly and `dx` is f32). With a
+    bf16 `x` the frozen product `dy · W(ᵀ)` reads `dy` rounded to bf16 (a
+    bf16 GEMM with fp32 accumulation, as autocast's backward does); `dA`,
+    `dB` and the low-rank part of `dx` read the exact `dy`.
 
     Example:
     ```mlir

@@ -55,7 +55,9 @@ std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);
 // adapters, dy and the results f32) and linearCrossEntropy (input and/or
 // weight; gradInput f32) take them. Each is widened (exactly) to an f32 copy
 // once per call and the f32 path runs on the copies, so the result is
-// bitwise that of the f32 kernel on the widened operands.
+// bitwise that of the f32 kernel on the widened operands. One exception:
+// with a bf16 x, loraMatmulGrad's frozen product dy·Wᵀ reads dy rounded to
+// bf16 (what a bf16 GEMM reads); dA, dB and the low-rank part of dx do not.
 
 /// Batched lhs · rhs over the last two dimensions, batch dims broadcast.
 void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,
