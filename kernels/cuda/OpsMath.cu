@@ -846,8 +846,10 @@ Status checkLoraOperands(const ShapeText &shape, const TensorRef &x,
                          const TensorRef &w, const TensorRef &a,
                          const TensorRef &b,
                          std::initializer_list<const TensorRef *> more) {
-  if (x.dtype != DType::F32 || !allOf(DType::F32, {&w, &a, &b}) ||
-      !allOf(DType::F32, more))
+  // w is read only by the frozen product, which may be a bf16 GEMM.
+  if (x.dtype != DType::F32 || !allOf(DType::F32, {&a, &b}) ||
+      !allOf(DType::F32, more) ||
+      (w.dtype != DType::F32 && w.dtype != DType::BF16))
     return fail(shape, std::string("unsupported element type ") +
                            dtypeName(x.dtype) +
                            " (f32 only: the adapters are fp32 masters)");
@@ -1072,14 +1074,15 @@ Status loraMatmulImpl(Context &ctx, const ShapeText &shape, const TensorRef &x,
   // bf16 GEMM on the originals.
   Scratch scratch(streamOf(ctx));
   TensorRef wideX = x, wideW = w;
+  bool bf16Frozen = x.dtype == DType::BF16 && w.dtype == DType::BF16 &&
+                    out.dtype == DType::F32;
   if (out.dtype == DType::F32) {
     if (Status s = widenedWeight(ctx, shape, scratch, x, wideX); !s)
       return s;
-    if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
-      return s;
+    if (!bf16Frozen)
+      if (Status s = widenedWeight(ctx, shape, scratch, w, wideW); !s)
+        return s;
   }
-  bool bf16Frozen = x.dtype == DType::BF16 && w.dtype == DType::BF16 &&
-                    out.dtype == DType::F32;
   if (Status s = checkLoraOperands(shape, wideX, wideW, a, b, {&out}); !s)
     return s;
   bool drop = rng && dropout > 0;
@@ -1088,7 +1091,7 @@ Status loraMatmulImpl(Context &ctx, const ShapeText &shape, const TensorRef &x,
       return s;
   return loraForward(ctx, shape, wideX, wideW, a, b, drop ? rng : nullptr, out,
                      scale, dropout, stream, transposeB,
-                     bf16Frozen ? x : wideX, bf16Frozen ? w : wideW);
+                     bf16Frozen ? x : wideX, wideW);
 }
 
 Status loraGrad(Context &ctx, const ShapeText &shape, Scratch &scratch,
@@ -1144,20 +1147,19 @@ Status loraMatmulGrad(Context &ctx, const TensorRef &dy, const TensorRef &x,
       (x.dtype == DType::BF16 || (gradX && w.dtype == DType::BF16))) {
     if (Status s = widenedWeight(ctx, shape, scratch, x, xIn); !s)
       return s;
-    if (gradX) {
+    if (gradX && x.dtype == DType::BF16) {
+      // dy rounded; a bf16 GEMM with a bf16 w, else f32 on the rounded dy.
+      if (Status s = roundedToBF16(ctx, shape, scratch, dy, frozenDy); !s)
+        return s;
+      if (w.dtype != DType::BF16)
+        if (Status s = widenedWeight(ctx, shape, scratch, frozenDy, frozenDy);
+            !s)
+          return s;
+    } else if (gradX) {
+      // f32 x with a bf16 weight: the f32 path on the widened weight.
       if (Status s = widenedWeight(ctx, shape, scratch, w, wIn); !s)
         return s;
       frozenW = wIn;
-      if (x.dtype == DType::BF16) {
-        if (Status s = roundedToBF16(ctx, shape, scratch, dy, frozenDy); !s)
-          return s;
-        if (w.dtype == DType::BF16)
-          frozenW = w;
-        else if (Status s =
-                     widenedWeight(ctx, shape, scratch, frozenDy, frozenDy);
-                 !s)
-          return s;
-      }
     }
   }
   return loraGrad(ctx, shape, scratch, dy, xIn, wIn, a, b, rng, gradA, gradB,
