@@ -142,6 +142,33 @@ def VLoRAInjectLoRA : Pass<"vlora-inject-lora", "mlir::ModuleOp"> {
   ];
 }
 
+def VLoRAFuseAttention : Pass<"vlora-fuse-attention", "mlir::ModuleOp"> {
+  let summary = "Fuse the exporters' decomposed attention into vlora.attention";
+  let description = [{
+    Rewrites every
+
+    ```
+    %s = vlora.matmul %q, %k [transpose_b]     // [..., S, T]
+    %c = vlora.mul %s, %scale                  // or div by it; optional
+    %m = vlora.add %c, %mask                   // either order; optional
+    %p = vlora.softmax %m axis -1
+    %o = vlora.matmul %p, %v
+    ```
+
+    where `%scale` is a one-element constant, each intermediate has no
+    other use, `q`, `k` and `v` share their leading dimensions (grouped-query
+    heads already expanded) and the mask broadcasts to the scores, into
+    `vlora.attention %q, %k, %v [mask %mask] scale s [transpose_k]`. The
+    `[..., S, T]` scores and probabilities then never exist as a whole, and
+    the training step's `vlora.attention_grad` recomputes them instead of
+    keeping them for the backward. Anything else is left as it is. Runs
+    before `--vlora-build-training-step`.
+  }];
+  let statistics = [
+    Statistic<"numFused", "fused", "Attention blocks fused">
+  ];
+}
+
 def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
   let summary = "Frozen matmul weights and matmul activations in bf16";
   let description = [{

@@ -57,7 +57,7 @@ enum class Kernel {
   Expand, Pad, Trilu,
   // Training (docs/training.md).
   CrossEntropy, CrossEntropyGrad, LinearCrossEntropy, SoftmaxGrad, LayerNormGrad, LoRAMatmulGrad,
-  MaskedSelect, GlobalNorm, AdamWUpdate
+  MaskedSelect, GlobalNorm, AdamWUpdate, Attention, AttentionGrad
 };
 
 /// One step with its attributes decoded (only those of its kernel are set).
@@ -77,6 +77,7 @@ struct ProgramStep {
        selectLast = false, exclusive = false, reverse = false, upper = false;
   bool inputGrad = false;   // lora_matmul_grad: computes grad_x
   bool f32Result = false;   // matmul family: bf16/f32 operands, f32 result
+  bool transposeK = false;  // attention(_grad): k is [..., T, D]
   int64_t stream = 0;       // lora_matmul(_grad) with an rng input: >= 0
   int64_t ignoreIndex = 0;  // cross_entropy(_grad)
   double epsilon = 0, scale = 0, dropout = 0, value = 0;

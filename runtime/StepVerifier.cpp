@@ -13,6 +13,7 @@
 #include "plan.pb.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace vlora::runtime {
@@ -122,7 +123,9 @@ constexpr Kinfo kKernels[] = {
     {"lora_matmul_grad", Kernel::LoRAMatmulGrad},
     {"masked_select", Kernel::MaskedSelect},
     {"global_norm", Kernel::GlobalNorm},
-    {"adamw_update", Kernel::AdamWUpdate}};
+    {"adamw_update", Kernel::AdamWUpdate},
+    {"attention", Kernel::Attention},
+    {"attention_grad", Kernel::AttentionGrad}};
 
 int64_t normaliseAxis(int64_t axis, int64_t rank, const char *attr = "axis") {
   if (axis < -rank || axis >= rank)
@@ -781,6 +784,59 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     isScalar(3, DType::F32, "dloss");
     expectOutput(0, DType::F32, {});
     expectOutput(1, result, in(0).shape);
+    break;
+  }
+  case Kernel::Attention:
+  case Kernel::AttentionGrad: {
+    bool grad = step.kernel == Kernel::AttentionGrad;
+    size_t first = grad ? 1 : 0; // q, k, v, [mask]
+    arity(first + 3, first + 4, grad ? 3 : 1);
+    step.scale = attrs.real("scale");
+    step.transposeK = attrs.unit("transpose_k");
+    if (!std::isfinite(step.scale))
+      fail("attribute 'scale' must be finite");
+    size_t q = first, k = first + 1, v = first + 2;
+    isFloat(q);
+    for (size_t i = first + 1; i < step.inputs.size(); ++i)
+      sameDType(q, i);
+    int64_t rank = rankOf(q);
+    if (rank < 2 || rankOf(k) != rank || rankOf(v) != rank)
+      fail("q, k and v need one rank >= 2, got " + type(in(q)) + ", " +
+           type(in(k)) + " and " + type(in(v)));
+    Shape batch(in(q).shape.begin(), in(q).shape.end() - 2);
+    for (size_t i : {k, v})
+      if (!std::equal(batch.begin(), batch.end(), in(i).shape.begin()))
+        fail("q, k and v must share their leading dimensions, got " +
+             type(in(q)) + ", " + type(in(k)) + " and " + type(in(v)));
+    const Shape &ks = in(k).shape;
+    int64_t s = in(q).shape[rank - 2], d = in(q).shape[rank - 1];
+    int64_t kd = step.transposeK ? ks[rank - 1] : ks[rank - 2];
+    int64_t t = step.transposeK ? ks[rank - 2] : ks[rank - 1];
+    if (kd != d || in(v).shape[rank - 2] != t)
+      fail("k " + type(in(k)) + " and v " + type(in(v)) +
+           " do not fit q " + type(in(q)));
+    Shape scores = batch;
+    scores.push_back(s);
+    scores.push_back(t);
+    if (step.inputs.size() == first + 4) {
+      std::optional<Shape> b = broadcast(in(first + 3).shape, scores);
+      if (!b || *b != scores)
+        fail("mask " + type(in(first + 3)) + " does not broadcast to the scores " +
+             typeString(in(q).dtype, scores));
+    }
+    Shape out = batch;
+    out.push_back(s);
+    out.push_back(in(v).shape[rank - 1]);
+    if (grad) {
+      if (in(0).dtype != in(q).dtype || in(0).shape != out)
+        fail("grad " + type(in(0)) + " must be the forward result " +
+             typeString(in(q).dtype, out));
+      expectOutput(0, in(q).dtype, in(q).shape);
+      expectOutput(1, in(k).dtype, in(k).shape);
+      expectOutput(2, in(v).dtype, in(v).shape);
+    } else {
+      expectOutput(0, in(q).dtype, out);
+    }
     break;
   }
   case Kernel::SoftmaxGrad: {

@@ -1260,6 +1260,249 @@ Status loraGrad(Context &ctx, const ShapeText &shape, Scratch &scratch,
 } // namespace
 
 //===----------------------------------------------------------------------===//
+// Fused attention
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The most scratch one attention call holds for its blocks of scores.
+constexpr int64_t kAttentionScratchBytes = int64_t(256) << 20;
+
+/// The attention problem (see cpu::attention): sizes, the mask's block and
+/// its offset for each batch index.
+struct AttentionProblem {
+  int64_t batch = 1, s = 0, d = 0, t = 0, dv = 0;
+  Shape maskBlock;
+  std::vector<int64_t> maskOffset;
+};
+
+Status attentionProblem(const ShapeText &shape, const TensorRef &q,
+                        const TensorRef &k, const TensorRef &v,
+                        const TensorRef *mask, bool transposeK,
+                        AttentionProblem &p) {
+  int64_t rank = q.rank();
+  if (rank < 2 || k.rank() != rank || v.rank() != rank)
+    return fail(shape, "q, k and v need one rank >= 2");
+  if (!(q.dtype == DType::F32 || q.dtype == DType::F64) ||
+      k.dtype != q.dtype || v.dtype != q.dtype ||
+      (mask && mask->dtype != q.dtype))
+    return fail(shape, std::string("unsupported element type ") +
+                           dtypeName(q.dtype) + " (f32 and f64, all alike)");
+  Shape lead(q.shape.begin(), q.shape.end() - 2);
+  for (const TensorRef *t : {&k, &v})
+    if (!std::equal(lead.begin(), lead.end(), t->shape.begin()))
+      return fail(shape, "q, k and v must share their leading dimensions");
+  p.s = q.shape[rank - 2];
+  p.d = q.shape[rank - 1];
+  p.t = transposeK ? k.shape[rank - 2] : k.shape[rank - 1];
+  int64_t kd = transposeK ? k.shape[rank - 1] : k.shape[rank - 2];
+  p.dv = v.shape[rank - 1];
+  if (kd != p.d || v.shape[rank - 2] != p.t)
+    return fail(shape, "k and v do not fit q");
+  p.batch = numElements(lead);
+  p.maskOffset.assign(p.batch, 0);
+  if (!mask)
+    return Status::success();
+  int64_t mrank = mask->rank();
+  if (mrank > rank)
+    return fail(shape, "the mask has a higher rank than the scores");
+  Shape full(rank, 1);
+  for (int64_t i = 0; i < mrank; ++i)
+    full[rank - mrank + i] = mask->shape[i];
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t want = i < rank - 2 ? lead[i] : (i == rank - 2 ? p.s : p.t);
+    if (full[i] != 1 && full[i] != want)
+      return fail(shape, "the mask does not broadcast to the scores");
+  }
+  p.maskBlock = {full[rank - 2], full[rank - 1]};
+  std::vector<int64_t> stride(rank - 2, 0);
+  int64_t step = p.maskBlock[0] * p.maskBlock[1];
+  for (int64_t i = rank - 3; i >= 0; --i) {
+    if (full[i] != 1)
+      stride[i] = step;
+    step *= full[i];
+  }
+  for (int64_t b = 0; b < p.batch; ++b) {
+    int64_t rest = b, offset = 0;
+    for (int64_t i = rank - 3; i >= 0; --i) {
+      offset += (rest % lead[i]) * stride[i];
+      rest /= lead[i];
+    }
+    p.maskOffset[b] = offset;
+  }
+  return Status::success();
+}
+
+/// Calls f(first, count) for runs of batch indices that share a mask block,
+/// each at most `cap` long.
+template <typename F>
+Status forEachRun(const AttentionProblem &p, int64_t cap, F &&f) {
+  for (int64_t b = 0; b < p.batch;) {
+    int64_t e = b + 1;
+    while (e < p.batch && e - b < cap && p.maskOffset[e] == p.maskOffset[b])
+      ++e;
+    if (Status s = f(b, e - b); !s)
+      return s;
+    b = e;
+  }
+  return Status::success();
+}
+
+/// The probabilities of batch indices [first, first + n) into `probs`
+/// ([n, S, T]); `work` is scratch of the same size.
+Status attentionProbabilities(Context &ctx, const ShapeText &shape,
+                              const AttentionProblem &p, const TensorRef &q,
+                              const TensorRef &k, const TensorRef *mask,
+                              double scale, bool transposeK, int64_t first,
+                              int64_t n, void *probs, void *work) {
+  size_t bytes = dtypeSize(q.dtype);
+  int64_t s = p.s, t = p.t, d = p.d;
+  const char *qb = static_cast<const char *>(q.data) + first * s * d * bytes;
+  const char *kb = static_cast<const char *>(k.data) + first * d * t * bytes;
+  // scores = (q·k)·scale (alpha: the product rounded once, then scaled).
+  void *scores = mask ? work : probs;
+  if (Status st = runGemm(ctx, shape, q.dtype, q.dtype, s, t, d,
+                          {qb, d, false, s * d},
+                          {kb, transposeK ? d : t, transposeK, d * t}, scores,
+                          n, scale, 0.0);
+      !st)
+    return st;
+  TensorRef scoresRef{scores, q.dtype, {n, s, t}};
+  TensorRef probsRef{probs, q.dtype, {n, s, t}};
+  TensorRef workRef{work, q.dtype, {n, s, t}};
+  if (mask) {
+    TensorRef block{static_cast<char *>(mask->data) +
+                        p.maskOffset[first] * bytes,
+                    q.dtype, {1, p.maskBlock[0], p.maskBlock[1]}};
+    if (Status st = binary(ctx, BinaryOp::Add, workRef, block, probsRef); !st)
+      return st;
+  }
+  // softmax(probs) -> work -> probs.
+  if (Status st = softmax(ctx, probsRef, workRef, 2, false); !st)
+    return st;
+  return check(cudaMemcpyAsync(probs, work, n * s * t * bytes,
+                               cudaMemcpyDeviceToDevice, streamOf(ctx)),
+               shape, "cudaMemcpyAsync");
+}
+
+int64_t attentionRunCap(const AttentionProblem &p, DType dtype, int buffers) {
+  int64_t block = std::max<int64_t>(p.s * p.t * dtypeSize(dtype), 1);
+  return std::max<int64_t>(1, kAttentionScratchBytes / (block * buffers));
+}
+
+} // namespace
+
+Status attention(Context &ctx, const TensorRef &q, const TensorRef &k,
+                 const TensorRef &v, const TensorRef *mask,
+                 const TensorRef &out, double scale, bool transposeK) {
+  ShapeText shape =
+      describe("attention", {{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}});
+  shape("scale", scale);
+  AttentionProblem p;
+  if (Status st = attentionProblem(shape, q, k, v, mask, transposeK, p); !st)
+    return st;
+  if (p.batch == 0 || p.s == 0 || p.dv == 0)
+    return Status::success();
+  int64_t cap = attentionRunCap(p, q.dtype, 2);
+  Scratch scratch(streamOf(ctx));
+  int64_t elements = std::min(cap, p.batch) * p.s * p.t;
+  char *probs = nullptr, *work = nullptr;
+  size_t bytes = dtypeSize(q.dtype);
+  if (Status st = scratch.allocate(elements * int64_t(bytes), probs, shape); !st)
+    return st;
+  if (Status st = scratch.allocate(elements * int64_t(bytes), work, shape); !st)
+    return st;
+  return forEachRun(p, cap, [&](int64_t first, int64_t n) -> Status {
+    if (Status st = attentionProbabilities(ctx, shape, p, q, k, mask, scale,
+                                           transposeK, first, n, probs, work);
+        !st)
+      return st;
+    const char *vb = static_cast<const char *>(v.data) + first * p.t * p.dv * bytes;
+    char *ob = static_cast<char *>(out.data) + first * p.s * p.dv * bytes;
+    return runGemm(ctx, shape, q.dtype, q.dtype, p.s, p.dv, p.t,
+                   {probs, p.t, false, p.s * p.t}, {vb, p.dv, false, p.t * p.dv},
+                   ob, n, 1.0, 0.0);
+  });
+}
+
+Status attentionGrad(Context &ctx, const TensorRef &grad, const TensorRef &q,
+                     const TensorRef &k, const TensorRef &v,
+                     const TensorRef *mask, const TensorRef &gradQ,
+                     const TensorRef &gradK, const TensorRef &gradV,
+                     double scale, bool transposeK) {
+  ShapeText shape = describe(
+      "attention_grad", {{"grad", &grad}, {"q", &q}, {"k", &k}, {"v", &v}});
+  shape("scale", scale);
+  AttentionProblem p;
+  if (Status st = attentionProblem(shape, q, k, v, mask, transposeK, p); !st)
+    return st;
+  if (grad.dtype != q.dtype || gradQ.dtype != q.dtype ||
+      gradK.dtype != q.dtype || gradV.dtype != q.dtype)
+    return fail(shape, "grad and the gradients must have q's element type");
+  size_t bytes = dtypeSize(q.dtype);
+  for (const TensorRef *g : {&gradQ, &gradK, &gradV})
+    if (Status st = check(cudaMemsetAsync(g->data, 0, numElements(g->shape) * bytes,
+                                          streamOf(ctx)),
+                          shape, "cudaMemsetAsync");
+        !st)
+      return st;
+  if (p.batch == 0 || p.s == 0 || p.t == 0)
+    return Status::success();
+  int64_t cap = attentionRunCap(p, q.dtype, 3);
+  Scratch scratch(streamOf(ctx));
+  int64_t elements = std::min(cap, p.batch) * p.s * p.t;
+  char *probs = nullptr, *work = nullptr, *dp = nullptr;
+  for (char **buffer : {&probs, &work, &dp})
+    if (Status st = scratch.allocate(elements * int64_t(bytes), *buffer, shape); !st)
+      return st;
+  int64_t s = p.s, t = p.t, d = p.d, dv = p.dv;
+  return forEachRun(p, cap, [&](int64_t first, int64_t n) -> Status {
+    if (Status st = attentionProbabilities(ctx, shape, p, q, k, mask, scale,
+                                           transposeK, first, n, probs, work);
+        !st)
+      return st;
+    const char *g = static_cast<const char *>(grad.data) + first * s * dv * bytes;
+    const char *vb = static_cast<const char *>(v.data) + first * t * dv * bytes;
+    const char *qb = static_cast<const char *>(q.data) + first * s * d * bytes;
+    const char *kb = static_cast<const char *>(k.data) + first * d * t * bytes;
+    char *dvb = static_cast<char *>(gradV.data) + first * t * dv * bytes;
+    char *dqb = static_cast<char *>(gradQ.data) + first * s * d * bytes;
+    char *dkb = static_cast<char *>(gradK.data) + first * d * t * bytes;
+    DType dt = q.dtype;
+    // dv = Pᵀ·dO; dP = dO·vᵀ.
+    if (Status st = runGemm(ctx, shape, dt, dt, t, dv, s, {probs, t, true, s * t},
+                            {g, dv, false, s * dv}, dvb, n, 1.0, 0.0);
+        !st)
+      return st;
+    if (Status st = runGemm(ctx, shape, dt, dt, s, t, dv, {g, dv, false, s * dv},
+                            {vb, dv, true, t * dv}, dp, n, 1.0, 0.0);
+        !st)
+      return st;
+    // dS = softmax_grad(dP, P); the scale goes into the GEMMs' alpha.
+    TensorRef dpRef{dp, dt, {n, s, t}}, probsRef{probs, dt, {n, s, t}},
+        workRef{work, dt, {n, s, t}};
+    if (Status st = softmaxGrad(ctx, dpRef, probsRef, workRef, 2); !st)
+      return st;
+    if (transposeK) {
+      // k [T, D]: dq = dS·k, dk = dSᵀ·q.
+      if (Status st = runGemm(ctx, shape, dt, dt, s, d, t, {work, t, false, s * t},
+                              {kb, d, false, t * d}, dqb, n, scale, 0.0);
+          !st)
+        return st;
+      return runGemm(ctx, shape, dt, dt, t, d, s, {work, t, true, s * t},
+                     {qb, d, false, s * d}, dkb, n, scale, 0.0);
+    }
+    // k [D, T]: dq = dS·kᵀ, dk = qᵀ·dS.
+    if (Status st = runGemm(ctx, shape, dt, dt, s, d, t, {work, t, false, s * t},
+                            {kb, t, true, d * t}, dqb, n, scale, 0.0);
+        !st)
+      return st;
+    return runGemm(ctx, shape, dt, dt, d, t, s, {qb, d, true, s * d},
+                   {work, t, false, s * t}, dkb, n, scale, 0.0);
+  });
+}
+
+//===----------------------------------------------------------------------===//
 // Softmax and normalisation
 //===----------------------------------------------------------------------===//
 

@@ -80,6 +80,30 @@ LogicalResult loraMatmulGradient(LoRAMatmulOp op, GradientBuilder &gb,
   return success();
 }
 
+/// dq, dk, dv by one attention_grad (the probabilities recomputed there);
+/// the mask (an input, e.g. the padding mask) gets no gradient.
+LogicalResult attentionGradient(AttentionOp op, GradientBuilder &gb,
+                                ArrayRef<Value> dys, ArrayRef<bool> needs,
+                                Grads &grads) {
+  if (op.getMask() && needs[3])
+    return op.emitOpError("the attention mask depends on a trainable "
+                          "parameter; vlora.attention has no gradient for it");
+  if (!needs[0] && !needs[1] && !needs[2]) {
+    grads.append(op->getNumOperands(), Value());
+    return success();
+  }
+  auto grad = gb.create<AttentionGradOp>(dys[0], op.getQ(), op.getK(),
+                                         op.getV(), op.getMask(),
+                                         op.getScaleAttr(),
+                                         op.getTransposeKAttr());
+  grads.push_back(needs[0] ? grad.getGradQ() : Value());
+  grads.push_back(needs[1] ? grad.getGradK() : Value());
+  grads.push_back(needs[2] ? grad.getGradV() : Value());
+  if (op.getMask())
+    grads.push_back(Value());
+  return success();
+}
+
 } // namespace
 
 void vlora::registerLinalgGradients(DialectRegistry &registry) {
@@ -87,5 +111,7 @@ void vlora::registerLinalgGradients(DialectRegistry &registry) {
     MatmulOp::attachInterface<GradientRule<MatmulOp, matmulGradient>>(*ctx);
     LoRAMatmulOp::attachInterface<
         GradientRule<LoRAMatmulOp, loraMatmulGradient>>(*ctx);
+    AttentionOp::attachInterface<
+        GradientRule<AttentionOp, attentionGradient>>(*ctx);
   });
 }

@@ -207,7 +207,10 @@ private:
     case Kernel::CrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:
+    case Kernel::Attention:
       return isBlasFloat(d) ? "" : no(d);
+    case Kernel::AttentionGrad:
+      return isBlasFloat(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));
     case Kernel::CrossEntropyGrad:
     case Kernel::LayerNormGrad:
       return isBlasFloat(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));
@@ -274,6 +277,13 @@ private:
       return cpu::linearCrossEntropy(in[0], in[1], in[2], in[3], out[0], out[1],
                                      s.ignoreIndex, s.transposeB);
     case Kernel::SoftmaxGrad: return cpu::softmaxGrad(in[0], in[1], out[0], s.axis);
+    case Kernel::Attention:
+      return cpu::attention(in[0], in[1], in[2], in.size() > 3 ? &in[3] : nullptr,
+                            out[0], s.scale, s.transposeK);
+    case Kernel::AttentionGrad:
+      return cpu::attentionGrad(in[0], in[1], in[2], in[3],
+                                in.size() > 4 ? &in[4] : nullptr, out[0], out[1],
+                                out[2], s.scale, s.transposeK);
     case Kernel::LayerNormGrad:
       return cpu::layerNormGrad(in[0], in[1], in[2], out[0], s.axis, s.epsilon);
     case Kernel::MaskedSelect: return cpu::maskedSelect(in[0], in[1], out[0]);

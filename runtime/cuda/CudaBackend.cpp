@@ -388,7 +388,10 @@ private:
     case Kernel::CrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:
+    case Kernel::Attention:
       return isF32OrF64(d) ? "" : no(d);
+    case Kernel::AttentionGrad:
+      return isF32OrF64(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));
     case Kernel::LinearCrossEntropy:
       return outputDTypeOf(s, 1) == DType::F32 ? "" : no(outputDTypeOf(s, 1));
     case Kernel::LoRAMatmul:
@@ -540,6 +543,14 @@ private:
                                      out[1], s.ignoreIndex, s.transposeB);
     case Kernel::SoftmaxGrad:
       return ops::softmaxGrad(c, in[0], in[1], out[0], s.axis);
+    case Kernel::Attention:
+      return ops::attention(c, in[0], in[1], in[2],
+                            in.size() > 3 ? &in[3] : nullptr, out[0], s.scale,
+                            s.transposeK);
+    case Kernel::AttentionGrad:
+      return ops::attentionGrad(c, in[0], in[1], in[2], in[3],
+                                in.size() > 4 ? &in[4] : nullptr, out[0],
+                                out[1], out[2], s.scale, s.transposeK);
     case Kernel::LayerNormGrad:
       return ops::layerNormGrad(c, in[0], in[1], in[2], out[0], s.axis,
                                 s.epsilon);

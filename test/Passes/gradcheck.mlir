@@ -532,11 +532,47 @@ module {
 
 // -----
 
-// lora_matmul input gradient and dropout (a second adapter on an active input)
+// attention (fused; k as [D, T]; a causal mask)
 // CHECK: #30 ok a:
 // CHECK: #30 ok b:
-// CHECK: #30 ok a2:
-// CHECK: #30 ok b2:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %q = vlora.tanh %h : tensor<1x4x8xf32>
+    %k = vlora.transpose %h [0, 2, 1] : (tensor<1x4x8xf32>) -> tensor<1x8x4xf32>
+    %mask = vlora.constant dense<[[[0.0, -1.0e9, -1.0e9, -1.0e9], [0.0, 0.0, -1.0e9, -1.0e9], [0.0, 0.0, 0.0, -1.0e9], [0.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>
+    %y = vlora.attention %q, %k, %h mask %mask scale 0.35 : (tensor<1x4x8xf32>, tensor<1x8x4xf32>, tensor<1x4x8xf32>, tensor<1x4x4xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// attention (fused; transpose_k, no mask)
+// CHECK: #31 ok a:
+// CHECK: #31 ok b:
+module {
+  func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
+    %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
+    %b = vlora.param "b" trainable bundle "adapters.init.safetensors" [offset 64, length 64] : tensor<8x2xf32>
+    %h = vlora.lora_matmul %x, %w, %a, %b scale 2.0 dropout 0.0 transpose_b : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<2x8xf32>, tensor<8x2xf32>) -> tensor<1x4x8xf32>
+    %k = vlora.tanh %h : tensor<1x4x8xf32>
+    %y = vlora.attention %h, %k, %k scale 0.5 transpose_k : (tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    %logits = vlora.matmul %y, %head transpose_b : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    return %logits : tensor<1x4x16xf32>
+  }
+}
+
+// -----
+
+// lora_matmul input gradient and dropout (a second adapter on an active input)
+// CHECK: #32 ok a:
+// CHECK: #32 ok b:
+// CHECK: #32 ok a2:
+// CHECK: #32 ok b2:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -554,8 +590,8 @@ module {
 // -----
 
 // max and min (broadcast, both operands active)
-// CHECK: #31 ok a:
-// CHECK: #31 ok b:
+// CHECK: #33 ok a:
+// CHECK: #33 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -573,8 +609,8 @@ module {
 // -----
 
 // abs (both signs, away from the kink at 0)
-// CHECK: #32 ok a:
-// CHECK: #32 ok b:
+// CHECK: #34 ok a:
+// CHECK: #34 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -595,8 +631,8 @@ module {
 // -----
 
 // sin and cos
-// CHECK: #33 ok a:
-// CHECK: #33 ok b:
+// CHECK: #35 ok a:
+// CHECK: #35 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -613,8 +649,8 @@ module {
 // -----
 
 // floor (no gradient through it) next to an active path
-// CHECK: #34 ok a:
-// CHECK: #34 ok b:
+// CHECK: #36 ok a:
+// CHECK: #36 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -631,8 +667,8 @@ module {
 // -----
 
 // log_softmax
-// CHECK: #35 ok a:
-// CHECK: #35 ok b:
+// CHECK: #37 ok a:
+// CHECK: #37 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -647,8 +683,8 @@ module {
 // -----
 
 // rms_norm (active input and scale)
-// CHECK: #36 ok a:
-// CHECK: #36 ok b:
+// CHECK: #38 ok a:
+// CHECK: #38 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -664,8 +700,8 @@ module {
 // -----
 
 // cumsum (inclusive and exclusive, reversed)
-// CHECK: #37 ok a:
-// CHECK: #37 ok b:
+// CHECK: #39 ok a:
+// CHECK: #39 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -682,8 +718,8 @@ module {
 // -----
 
 // trilu
-// CHECK: #38 ok a:
-// CHECK: #38 ok b:
+// CHECK: #40 ok a:
+// CHECK: #40 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -700,8 +736,8 @@ module {
 // -----
 
 // pow with constant exponents 2, 1 and 3 (folded rules)
-// CHECK: #39 ok a:
-// CHECK: #39 ok b:
+// CHECK: #41 ok a:
+// CHECK: #41 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -723,8 +759,8 @@ module {
 // -----
 
 // strided slice (strides 2 and 3, a tail cut) and pad
-// CHECK: #40 ok a:
-// CHECK: #40 ok b:
+// CHECK: #42 ok a:
+// CHECK: #42 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -741,8 +777,8 @@ module {
 // -----
 
 // scatter_nd (active data and updates; the merge of image features)
-// CHECK: #41 ok a:
-// CHECK: #41 ok b:
+// CHECK: #43 ok a:
+// CHECK: #43 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -761,8 +797,8 @@ module {
 // -----
 
 // gather of an active table (repeated and negative indices)
-// CHECK: #42 ok a:
-// CHECK: #42 ok b:
+// CHECK: #44 ok a:
+// CHECK: #44 ok b:
 module {
   func.func @main(%x: tensor<1x4x8xf32> {vlora.name = "x"}, %w: tensor<8x8xf32> {vlora.name = "w"}, %head: tensor<16x8xf32> {vlora.name = "head"}) -> tensor<1x4x16xf32> {
     %a = vlora.param "a" trainable bundle "adapters.init.safetensors" [offset 0, length 64] : tensor<2x8xf32>
@@ -783,4 +819,4 @@ module {
   }
 }
 
-// CHECK: gradcheck: 43 functions, 43 checked, 0 failed
+// CHECK: gradcheck: 45 functions, 45 checked, 0 failed

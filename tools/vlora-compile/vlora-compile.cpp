@@ -91,6 +91,13 @@ static cl::opt<std::string> mixedPrecision(
              "bf16-weights: the weights only"),
     cl::init("f32"), cl::cat(trainCategory));
 
+static cl::opt<bool> fuseAttention(
+    "fuse-attention",
+    cl::desc("Fuse the exported attention (matmul, scale, mask, softmax, "
+             "matmul) into vlora.attention, which never stores the [S, T] "
+             "scores (default on; --fuse-attention=false keeps the ops)"),
+    cl::init(true));
+
 static cl::opt<bool> lora("lora",
                           cl::desc("Inject LoRA adapters (implied by any LoRA option)"),
                           cl::cat(loraCategory));
@@ -507,6 +514,8 @@ int main(int argc, char **argv) {
       o.initFrom = initFrom;
       pm.addPass(vlora::createVLoRAInjectLoRA(o));
     }
+    if (fuseAttention)
+      pm.addPass(vlora::createVLoRAFuseAttention());
     if (train) {
       if (!(adamBeta1 >= 0 && adamBeta1 < 1) || !(adamBeta2 >= 0 && adamBeta2 < 1))
         fail("--adam-beta1 and --adam-beta2 must be in [0, 1)");

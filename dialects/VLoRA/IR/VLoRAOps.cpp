@@ -1067,6 +1067,96 @@ LogicalResult LinearCrossEntropyOp::inferReturnTypes(
   return success();
 }
 
+/// Checks q, k, v and mask of the attention ops (see VLoRAOps.td) and
+/// returns the result type.
+static FailureOr<RankedTensorType>
+inferAttention(ShapeError err, StringRef opName, Value qv, Value kv, Value vv,
+               Value maskv, bool transposeK, double scale) {
+  auto q = tensorOf(qv), k = tensorOf(kv), v = tensorOf(vv);
+  int64_t rank = q.getRank();
+  if (rank < 2 || k.getRank() != rank || v.getRank() != rank)
+    return err.emit() << "'" << opName
+                      << "' q, k and v need one rank >= 2, got "
+                      << shapeString(q.getShape()) << ", "
+                      << shapeString(k.getShape()) << " and "
+                      << shapeString(v.getShape());
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return err.emit() << "'" << opName << "' q, k and v have element types "
+                      << q.getElementType() << ", " << k.getElementType()
+                      << " and " << v.getElementType();
+  ArrayRef<int64_t> batch = q.getShape().drop_back(2);
+  if (k.getShape().drop_back(2) != batch || v.getShape().drop_back(2) != batch)
+    return err.emit() << "'" << opName
+                      << "' q, k and v must share their leading dimensions, got "
+                      << shapeString(q.getShape()) << ", "
+                      << shapeString(k.getShape()) << " and "
+                      << shapeString(v.getShape());
+  int64_t s = q.getDimSize(rank - 2), d = q.getDimSize(rank - 1);
+  int64_t kd = transposeK ? k.getDimSize(rank - 1) : k.getDimSize(rank - 2);
+  int64_t t = transposeK ? k.getDimSize(rank - 2) : k.getDimSize(rank - 1);
+  if (kd != d)
+    return err.emit() << "'" << opName << "' k " << shapeString(k.getShape())
+                      << (transposeK ? " ([..., T, D])" : " ([..., D, T])")
+                      << " does not take q's " << d << " features";
+  if (v.getDimSize(rank - 2) != t)
+    return err.emit() << "'" << opName << "' v " << shapeString(v.getShape())
+                      << " must have T = " << t << " rows";
+  if (!std::isfinite(scale))
+    return err.emit() << "'" << opName << "' scale must be finite";
+  if (maskv) {
+    auto mask = tensorOf(maskv);
+    SmallVector<int64_t> scores(batch);
+    scores.push_back(s);
+    scores.push_back(t);
+    auto shape = broadcastShapes(mask.getShape(), scores);
+    if (mask.getElementType() != q.getElementType() || failed(shape) ||
+        ArrayRef<int64_t>(*shape) != ArrayRef<int64_t>(scores))
+      return err.emit() << "'" << opName << "' mask " << maskv.getType()
+                        << " must broadcast to the scores "
+                        << shapeString(scores) << " of q's element type";
+  }
+  SmallVector<int64_t> out(batch);
+  out.push_back(s);
+  out.push_back(v.getDimSize(rank - 1));
+  return RankedTensorType::get(out, q.getElementType());
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  auto type = inferAttention(ShapeError{loc}, getOperationName(),
+                             adaptor.getQ(), adaptor.getK(), adaptor.getV(),
+                             adaptor.getMask(), adaptor.getTransposeK(),
+                             adaptor.getScale().convertToDouble());
+  if (failed(type))
+    return failure();
+  types.push_back(*type);
+  return success();
+}
+
+LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  auto type = inferAttention(ShapeError{loc}, getOperationName(),
+                             adaptor.getQ(), adaptor.getK(), adaptor.getV(),
+                             adaptor.getMask(), adaptor.getTransposeK(),
+                             adaptor.getScale().convertToDouble());
+  if (failed(type))
+    return failure();
+  if (adaptor.getGrad().getType() != *type)
+    return ShapeError{loc}.emit()
+           << "'vlora.attention_grad' gradient type "
+           << adaptor.getGrad().getType() << " must be the forward result type "
+           << *type;
+  types.push_back(adaptor.getQ().getType());
+  types.push_back(adaptor.getK().getType());
+  types.push_back(adaptor.getV().getType());
+  return success();
+}
+
 LogicalResult SoftmaxGradOp::verify() {
   int64_t rank = getType().getRank(), axis = getAxisAttr().getInt();
   if (axis < -rank || axis >= std::max<int64_t>(rank, 1))

@@ -821,6 +821,75 @@ def VLoRA_LinearCrossEntropyOp : VLoRA_Op<"linear_cross_entropy"> {
   }];
 }
 
+def VLoRA_AttentionOp : VLoRA_Op<"attention"> {
+  let summary = "scaled dot-product attention, fused";
+  let description = [{
+    Computes, over the last two dimensions,
+
+    ```
+    out = softmax((q · kᵀ) * scale + mask, axis = -1) · v
+    ```
+
+    with `q` `[..., S, D]`, `k` `[..., D, T]` (the transposed keys, as the
+    exporters' `MatMul(q, Transpose(k))` reads them; `[..., T, D]` with
+    `transpose_k`), `v` `[..., T, Dv]` and the result `[..., S, Dv]`. `q`, `k`
+    and `v` have the same leading dimensions and element type. `mask`
+    (optional) is added to the scaled scores and broadcasts to
+    `[..., S, T]` (causal and padding masks: 0 or a large negative value).
+    `--vlora-fuse-attention` writes it for the exporters' decomposed
+    attention; the `[..., S, T]` scores and probabilities are never stored
+    as a whole (a backend keeps one head's at a time), and
+    `vlora.attention_grad` recomputes them.
+
+    Example:
+    ```mlir
+    %o = vlora.attention %q, %k, %v mask %m scale 0.25 : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x8x16xf32>, tensor<2x1x8x8xf32>) -> tensor<2x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$q, VLoRA_FloatTensor:$k,
+                       VLoRA_FloatTensor:$v,
+                       Optional<VLoRA_FloatTensor>:$mask, F64Attr:$scale,
+                       UnitAttr:$transpose_k);
+  let results = (outs VLoRA_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v (`mask` $mask^)? `scale` $scale
+    (`transpose_k` $transpose_k^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def VLoRA_AttentionGradOp : VLoRA_Op<"attention_grad"> {
+  let summary = "gradients of `vlora.attention` for q, k and v";
+  let description = [{
+    The reverse of `vlora.attention` with the same `q`, `k`, `v`, `mask`,
+    `scale` and `transpose_k`, given `grad` (the gradient of its result).
+    With `P` the forward's probabilities (recomputed, one head at a time):
+
+    ```
+    dv = Pᵀ · grad
+    dS = P ⊙ (grad · vᵀ − rowsum(P ⊙ (grad · vᵀ))) * scale
+    dq = dS · k(ᵀ)      dk = qᵀ · dS  (dk in k's layout)
+    ```
+
+    The results have the types of `q`, `k` and `v`; the mask gets no
+    gradient.
+
+    Example:
+    ```mlir
+    %dq, %dk, %dv = vlora.attention_grad %g, %q, %k, %v mask %m scale 0.25 : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x8x16xf32>, tensor<2x1x8x8xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x8x16xf32>)
+    ```
+  }];
+  let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_FloatTensor:$q,
+                       VLoRA_FloatTensor:$k, VLoRA_FloatTensor:$v,
+                       Optional<VLoRA_FloatTensor>:$mask, F64Attr:$scale,
+                       UnitAttr:$transpose_k);
+  let results = (outs VLoRA_FloatTensor:$grad_q, VLoRA_FloatTensor:$grad_k,
+                      VLoRA_FloatTensor:$grad_v);
+  let assemblyFormat = [{
+    $grad `,` $q `,` $k `,` $v (`mask` $mask^)? `scale` $scale
+    (`transpose_k` $transpose_k^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def VLoRA_SoftmaxGradOp : VLoRA_SameTypeOp<"softmax_grad"> {
   let hasVerifier = 1;
   let summary = "gradient of `vlora.softmax` from its output";

@@ -876,3 +876,39 @@ func.func @result_name_not_string(%x: tensor<8xf32>) -> (tensor<8xf32> {vlora.na
 func.func @tag_on_argument(%x: tensor<8xf32> {vlora.layer = 3}) {
   return
 }
+
+// -----
+
+func.func @attention_leading(%q: tensor<2x4x8x16xf32>, %k: tensor<2x1x16x8xf32>, %v: tensor<2x4x8x16xf32>) {
+  // expected-error @+2 {{'vlora.attention' q, k and v must share their leading dimensions, got [2, 4, 8, 16], [2, 1, 16, 8] and [2, 4, 8, 16]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.attention %q, %k, %v scale 0.25 : (tensor<2x4x8x16xf32>, tensor<2x1x16x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_features(%q: tensor<2x8x16xf32>, %k: tensor<2x8x16xf32>, %v: tensor<2x8x4xf32>) {
+  // expected-error @+2 {{'vlora.attention' k [2, 8, 16] ([..., D, T]) does not take q's 16 features}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.attention %q, %k, %v scale 0.25 : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @attention_mask(%q: tensor<2x8x16xf32>, %k: tensor<2x10x16xf32>, %v: tensor<2x10x4xf32>, %m: tensor<8x8xf32>) {
+  // expected-error @+2 {{'vlora.attention' mask 'tensor<8x8xf32>' must broadcast to the scores [2, 8, 10] of q's element type}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.attention %q, %k, %v mask %m scale 0.25 transpose_k : (tensor<2x8x16xf32>, tensor<2x10x16xf32>, tensor<2x10x4xf32>, tensor<8x8xf32>) -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @attention_grad_type(%g: tensor<2x8x16xf32>, %q: tensor<2x8x16xf32>, %k: tensor<2x10x16xf32>, %v: tensor<2x10x4xf32>) {
+  // expected-error @+2 {{'vlora.attention_grad' gradient type 'tensor<2x8x16xf32>' must be the forward result type 'tensor<2x8x4xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = vlora.attention_grad %g, %q, %k, %v scale 0.25 transpose_k : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x10x16xf32>, tensor<2x10x4xf32>) -> (tensor<2x8x16xf32>, tensor<2x10x16xf32>, tensor<2x10x4xf32>)
+  return
+}

@@ -92,6 +92,14 @@ case("matmul (attention-like: both operands active, transpose_b)", f"""
 case("matmul (transpose_a, broadcast batch)", f"""
     %t = vlora.transpose %h [0, 2, 1] : ({T}) -> tensor<1x8x4xf32>
     %y = vlora.matmul %t, %w transpose_a : (tensor<1x8x4xf32>, tensor<8x8xf32>) -> {T}""")
+case("attention (fused; k as [D, T]; a causal mask)", f"""
+    %q = vlora.tanh %h : {T}
+    %k = vlora.transpose %h [0, 2, 1] : ({T}) -> tensor<1x8x4xf32>
+    %mask = vlora.constant dense<[[[0.0, -1.0e9, -1.0e9, -1.0e9], [0.0, 0.0, -1.0e9, -1.0e9], [0.0, 0.0, 0.0, -1.0e9], [0.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>
+    %y = vlora.attention %q, %k, %h mask %mask scale 0.35 : ({T}, tensor<1x8x4xf32>, {T}, tensor<1x4x4xf32>) -> {T}""")
+case("attention (fused; transpose_k, no mask)", f"""
+    %k = vlora.tanh %h : {T}
+    %y = vlora.attention %h, %k, %k scale 0.5 transpose_k : ({T}, {T}, {T}) -> {T}""")
 case("lora_matmul input gradient and dropout (a second adapter on an active input)", f"""
     %t = vlora.tanh %h : {T}
     %a2 = vlora.param "a2" trainable bundle "adapters.init.safetensors" [offset 128, length 96] : tensor<3x8xf32>

@@ -311,6 +311,65 @@ TEST_F(OpsMathTest, BF16ActivationsMatchTheCpu) {
 }
 
 //===----------------------------------------------------------------------===//
+// Fused attention
+//===----------------------------------------------------------------------===//
+
+struct AttentionCase {
+  Shape lead;
+  int64_t s, t, d, dv;
+  bool transposeK;
+  Shape mask; // empty: no mask
+};
+const AttentionCase kAttentionCases[] = {
+    {{2, 3}, 5, 7, 4, 6, false, {2, 1, 5, 7}},  // padding-style, per batch
+    {{2, 3}, 5, 7, 4, 6, true, {5, 7}},         // one mask for every head
+    {{4}, 9, 9, 8, 8, false, {}},               // no mask (a vision tower)
+    {{1, 2}, 17, 3, 5, 2, true, {1, 2, 1, 3}},  // per head, broadcast rows
+};
+
+// The twins against cpu::attention / cpu::attentionGrad, masks with large
+// negative entries included.
+TEST_F(OpsMathTest, AttentionAndGradMatchTheCpu) {
+  uint32_t seed = 600;
+  for (const AttentionCase &c : kAttentionCases) {
+    SCOPED_TRACE(testing::Message() << "lead=" << shapeLabel(c.lead) << " S=" << c.s
+                                    << " T=" << c.t << " tk=" << c.transposeK
+                                    << " mask=" << shapeLabel(c.mask));
+    auto with = [&](int64_t a, int64_t b) {
+      Shape s = c.lead;
+      s.push_back(a);
+      s.push_back(b);
+      return s;
+    };
+    F32 q = F32::random(with(c.s, c.d), seed++),
+        k = F32::random(c.transposeK ? with(c.t, c.d) : with(c.d, c.t), seed++),
+        v = F32::random(with(c.t, c.dv), seed++),
+        g = F32::random(with(c.s, c.dv), seed++);
+    F32 mask = F32::random(c.mask.empty() ? Shape{1} : c.mask, seed++);
+    for (size_t i = 0; i < mask.host.size(); i += 3)
+      mask.host[i] = -1e9f;
+    mask = F32(mask.shape, mask.host);
+    TensorRef maskGpu = mask.gpu(), maskCpu = mask.cpu();
+    const TensorRef *mg = c.mask.empty() ? nullptr : &maskGpu;
+    const TensorRef *mc = c.mask.empty() ? nullptr : &maskCpu;
+    F32 out = F32::zeros(with(c.s, c.dv));
+    VLORA_ASSERT_OK(ops::attention(*ctx, q.gpu(), k.gpu(), v.gpu(), mg, out.gpu(), 0.4,
+                                   c.transposeK));
+    cpu::attention(q.cpu(), k.cpu(), v.cpu(), mc, out.cpu(), 0.4, c.transposeK);
+    expectTwin("attention", out, 1e-5, 1e-5);
+
+    F32 dq = F32::zeros(q.shape), dk = F32::zeros(k.shape), dv = F32::zeros(v.shape);
+    VLORA_ASSERT_OK(ops::attentionGrad(*ctx, g.gpu(), q.gpu(), k.gpu(), v.gpu(), mg,
+                                       dq.gpu(), dk.gpu(), dv.gpu(), 0.4, c.transposeK));
+    cpu::attentionGrad(g.cpu(), q.cpu(), k.cpu(), v.cpu(), mc, dq.cpu(), dk.cpu(),
+                       dv.cpu(), 0.4, c.transposeK);
+    expectTwin("attention_grad dq", dq, 1e-5, 1e-4);
+    expectTwin("attention_grad dk", dk, 1e-5, 1e-4);
+    expectTwin("attention_grad dv", dv, 1e-5, 1e-4);
+  }
+}
+
+//===----------------------------------------------------------------------===//
 // LoRA
 //===----------------------------------------------------------------------===//
 

@@ -191,6 +191,23 @@ void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
                         const TensorRef &loss, const TensorRef &gradInput,
                         int64_t ignoreIndex, bool transposeB);
 
+/// out = softmax((q · k) * scale + mask, last axis) · v over the last two
+/// dimensions: q [..., S, D], k [..., D, T] ([..., T, D] with transposeK),
+/// v [..., T, Dv], out [..., S, Dv], one leading shape; mask (may be null)
+/// broadcasts to [..., S, T]. One [S, T] block of scores at a time: the
+/// matmul, scaling, masking and softmax kernels on it, so the result is
+/// bitwise that of those ops on the whole tensors.
+void attention(const TensorRef &q, const TensorRef &k, const TensorRef &v,
+               const TensorRef *mask, const TensorRef &out, double scale,
+               bool transposeK);
+/// The gradients of attention for q, k and v (k's layout), the
+/// probabilities recomputed one [S, T] block at a time.
+void attentionGrad(const TensorRef &grad, const TensorRef &q,
+                   const TensorRef &k, const TensorRef &v,
+                   const TensorRef *mask, const TensorRef &gradQ,
+                   const TensorRef &gradK, const TensorRef &gradV,
+                   double scale, bool transposeK);
+
 /// dx = y · (dy - sum(dy · y, axis)) with y = softmax(x) the forward's
 /// output; grad, output and out have one type and shape. out may be exactly
 /// either input's bytes.

@@ -141,6 +141,17 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
 Status softmaxGrad(Context &ctx, const TensorRef &grad,
                    const TensorRef &output, const TensorRef &out,
                    int64_t axis);
+/// cpu::attention / cpu::attentionGrad (f32 and f64; mask may be null): the
+/// scores of a run of batch indices that share a mask block at a time (at
+/// most kAttentionScratchBytes of them in scratch), GEMMs through runGemm.
+Status attention(Context &ctx, const TensorRef &q, const TensorRef &k,
+                 const TensorRef &v, const TensorRef *mask,
+                 const TensorRef &out, double scale, bool transposeK);
+Status attentionGrad(Context &ctx, const TensorRef &grad, const TensorRef &q,
+                     const TensorRef &k, const TensorRef &v,
+                     const TensorRef *mask, const TensorRef &gradQ,
+                     const TensorRef &gradK, const TensorRef &gradV,
+                     double scale, bool transposeK);
 Status layerNormGrad(Context &ctx, const TensorRef &grad,
                      const TensorRef &input, const TensorRef &scale,
                      const TensorRef &out, int64_t axis, double epsilon);
