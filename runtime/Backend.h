@@ -14,11 +14,21 @@
 #include "runtime/Error.h"
 #include "runtime/Program.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace vlora::runtime {
+
+/// Device memory of this process's backends on one device (bytes):
+/// `predicted` from runtime/DeviceMemory.h for the programs prepared so far,
+/// `measured` the most the device had in use beyond what it had in use
+/// before the first of them allocated (sampled after prepare and after every
+/// run, with the stream-ordered pool keeping its high-water mark).
+struct DeviceMemoryUse {
+  uint64_t predicted = 0, measured = 0;
+};
 
 class Backend {
 public:
@@ -41,6 +51,12 @@ public:
   virtual Status runStep(size_t index) = 0;
   /// Copies value `value` (any storage) to the host.
   virtual Status read(uint32_t value, void *host) = 0;
+  /// The device memory of this process's backends of this kind; false for
+  /// host backends.
+  virtual bool deviceMemory(DeviceMemoryUse &use) const {
+    (void)use;
+    return false;
+  }
 };
 
 /// "cpu" or "cuda"; errors list the known devices, say when this build has

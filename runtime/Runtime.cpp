@@ -252,6 +252,10 @@ Status Runtime::initialise(const std::string &modelRoot,
   return backend_->prepare(program_, weights);
 }
 
+bool Runtime::deviceMemory(DeviceMemoryUse &use) const {
+  return backend_ && backend_->deviceMemory(use);
+}
+
 Status Runtime::replaceBundleWeights(const std::string &path) {
   return catchErrors<bool>([&]() -> Expected<bool> {
            Expected<SafetensorsFile> file = SafetensorsFile::open(path);

@@ -67,6 +67,9 @@ public:
                   const kernels::Shape &shape, const void *data, size_t bytes);
   /// Runs the program; every input must have been set.
   Status run();
+  /// The device memory of this process's backends (Backend::deviceMemory);
+  /// false on the CPU.
+  bool deviceMemory(DeviceMemoryUse &use) const;
   /// The bytes of an output after run().
   Expected<std::vector<uint8_t>> output(const std::string &name) const;
 

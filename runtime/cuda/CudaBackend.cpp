@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Backend.h"
+#include "runtime/DeviceMemory.h"
 #include "runtime/ValueComparison.h"
 #include "vlora/kernels/cuda/Device.h"
 #include "vlora/kernels/cuda/Ops.h"
@@ -48,14 +49,56 @@ namespace cu = kernels::cuda;
 namespace ops = kernels::cuda::ops;
 
 namespace {
-constexpr uint64_t kAlignment = 256;
-/// Context::create's two cuBLASLt workspaces (kernels/cuda/ContextImpl.h:
-/// 2 x 32 MiB) and its small buffers.
-constexpr uint64_t kContextBytes = (64u << 20) + (1u << 20);
-/// Room for what is allocated outside our control: kernel modules loaded on
-/// first launch, cuBLASLt's internal state, the op twins' stream-ordered
-/// scratch (cudaMallocAsync), CUDA graph nodes.
-constexpr uint64_t kReserveBytes = 256u << 20;
+constexpr uint64_t kAlignment = kCudaAlignment;
+/// Room for what is allocated outside our control and outside the model of
+/// runtime/DeviceMemory.h: kernel modules loaded on first launch, cuBLASLt's
+/// internal state, CUDA graph nodes, cub's temporary storage.
+constexpr uint64_t kReserveBytes = 128u << 20;
+
+/// The process's device memory (DeviceMemoryUse): the device's used bytes
+/// before the first backend allocated, the most seen since, and the sum of
+/// the prepared programs' predictions (resident parts add, scratch is the
+/// largest, as in cudaPeakBytes).
+struct MemoryLedger {
+  bool started = false;
+  uint64_t baseline = 0, peak = 0;
+  std::vector<CudaMemoryEstimate> programs;
+
+  static MemoryLedger &get() {
+    static MemoryLedger ledger;
+    return ledger;
+  }
+  static uint64_t used() {
+    size_t freeBytes = 0, totalBytes = 0;
+    if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return totalBytes - freeBytes;
+  }
+  void start() {
+    if (started)
+      return;
+    started = true;
+    baseline = used();
+    // The stream-ordered pool keeps what it reserved: its high-water mark
+    // stays visible to cudaMemGetInfo, and steps reuse it without new
+    // cudaMallocs.
+    int device = 0;
+    cudaMemPool_t pool;
+    if (cudaGetDevice(&device) == cudaSuccess &&
+        cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+      uint64_t keep = UINT64_MAX;
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();
+  }
+  void sample() {
+    uint64_t now = used();
+    if (now > baseline)
+      peak = std::max(peak, now - baseline);
+  }
+};
 /// The pinned staging buffers that weights are copied through.
 constexpr size_t kStagingBytes = 32u << 20;
 
@@ -222,10 +265,14 @@ public:
     uint64_t arenaBytes = alignUp(std::max<uint64_t>(program.arenaBytes, 1));
     uint64_t residentBytes =
         std::max<uint64_t>(weightBytes + constantBytes, kAlignment);
+    estimate_ = estimateCudaMemory(program);
 
     // Out of memory is reported here, before anything runs (issue 7).
-    if (Status s = checkFreeMemory(arenaBytes, weightBytes, constantBytes); !s)
+    MemoryLedger &ledger = MemoryLedger::get();
+    ledger.start();
+    if (Status s = checkFreeMemory(estimate_); !s)
       return s;
+    ledger.programs.push_back(estimate_);
 
     if (cudaError_t e =
             cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
@@ -295,7 +342,19 @@ public:
       if (Status s = reference_->prepare(program, weights); !s)
         return Error("VLORA_CUDA_CHECK=cpu: " + s.message());
     }
+    ledger.sample();
+    if (verbose_)
+      std::fprintf(stderr, "vlora: cuda: %s: predicted %s (%s)\n",
+                   program.source.c_str(), memoryText(estimate_.total()).c_str(),
+                   describeCudaMemory(estimate_).c_str());
     return Status::success();
+  }
+
+  bool deviceMemory(DeviceMemoryUse &use) const override {
+    const MemoryLedger &ledger = MemoryLedger::get();
+    use.predicted = cudaPeakBytes(ledger.programs);
+    use.measured = ledger.peak;
+    return true;
   }
 
   Status write(uint32_t value, const void *host) override {
@@ -337,6 +396,9 @@ public:
     }
     if (s)
       ++runs_;
+    // The run's scratch peak stays reserved in the pool: sample it.
+    if (s && cudaStreamSynchronize(stream_) == cudaSuccess)
+      MemoryLedger::get().sample();
     return s;
   }
 
@@ -427,14 +489,12 @@ private:
     }
   }
 
-  Status checkFreeMemory(uint64_t arenaBytes, uint64_t weightBytes,
-                         uint64_t constantBytes) const {
+  Status checkFreeMemory(const CudaMemoryEstimate &e) const {
     size_t freeBytes = 0, totalBytes = 0;
-    if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes);
-        e != cudaSuccess)
-      return Error("cannot query the GPU's free memory: " + cudaText(e));
-    uint64_t overhead = kContextBytes + kReserveBytes;
-    uint64_t needed = arenaBytes + weightBytes + constantBytes + overhead;
+    if (cudaError_t err = cudaMemGetInfo(&freeBytes, &totalBytes);
+        err != cudaSuccess)
+      return Error("cannot query the GPU's free memory: " + cudaText(err));
+    uint64_t needed = e.total() + kReserveBytes;
     if (needed <= freeBytes)
       return Status::success();
     std::string device = "the GPU";
@@ -449,10 +509,11 @@ private:
     return Error(
         program_->source + ": not enough GPU memory on " + device +
         ": the program needs " + memoryText(needed) + " (arena " +
-        memoryText(arenaBytes) + ", weights " + memoryText(weightBytes) +
-        ", constants " + memoryText(constantBytes) +
-        ", kernel workspaces and reserve " + memoryText(overhead) + ") but " +
-        memoryText(freeBytes) + " of " + memoryText(totalBytes) +
+        memoryText(e.arena) + ", weights " + memoryText(e.weights) +
+        ", constants " + memoryText(e.constants) + ", kernel workspaces " +
+        memoryText(e.context) + ", the largest step's scratch " +
+        memoryText(e.scratch) + ", reserve " + memoryText(kReserveBytes) +
+        ") but " + memoryText(freeBytes) + " of " + memoryText(totalBytes) +
         " are free. The arena shrinks with a smaller micro-batch or sequence "
         "length (vlora-compile --input-shape), fewer LoRA targets "
         "(--target-modules, --finetune-* switches) or a smaller --r; "
@@ -784,6 +845,7 @@ private:
   bool checkCpu_ = false, checkSync_ = false, badCheckMode_ = false;
   bool graphs_ = true, verbose_ = false;
   std::unique_ptr<Backend> reference_; // VLORA_CUDA_CHECK=cpu
+  CudaMemoryEstimate estimate_;
 };
 } // namespace
 

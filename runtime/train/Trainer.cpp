@@ -668,6 +668,29 @@ Status Trainer::finish() {
     }
   if (terminal_)
     std::fprintf(log_, "\n");
+  // On a GPU: the device memory the run took, and what vlora-compile's
+  // --report-memory predicted for it (runtime/DeviceMemory.h).
+  runtime::DeviceMemoryUse memory;
+  if (trainStep_ && trainStep_->deviceMemory(memory)) {
+    auto mib = [](uint64_t b) { return double(b) / (1024.0 * 1024.0); };
+    double off = memory.measured
+                     ? 100.0 * (double(memory.predicted) - double(memory.measured)) /
+                           double(memory.measured)
+                     : 0.0;
+    std::fprintf(log_,
+                 "vlora-train: device memory: %llu bytes (%.2f MiB) at the peak, "
+                 "predicted %llu bytes (%.2f MiB, %+.1f %%)\n",
+                 static_cast<unsigned long long>(memory.measured), mib(memory.measured),
+                 static_cast<unsigned long long>(memory.predicted), mib(memory.predicted),
+                 off);
+    char json[256];
+    std::snprintf(json, sizeof(json),
+                  "{\"measured_bytes\": %llu, \"predicted_bytes\": %llu}\n",
+                  static_cast<unsigned long long>(memory.measured),
+                  static_cast<unsigned long long>(memory.predicted));
+    if (Status s = writeFileAtomic(join(o_.outputDir, "device_memory.json"), json); !s)
+      return s;
+  }
   std::fprintf(log_,
                "vlora-train: %lld steps, final loss %s, %s; adapters %s, %s; metrics %s; "
                "plot %s; checkpoint %s\n",

@@ -24,6 +24,7 @@
 #include "passes/Passes.h"
 #include "vlora/Version.h"
 
+#include "runtime/DeviceMemory.h"
 #include "runtime/FileHash.h"
 #include "runtime/Safetensors.h"
 
@@ -723,6 +724,29 @@ int main(int argc, char **argv) {
         llvm::outs() << llvm::formatv("{0,-16}arena peak {1} bytes ({2:F2} MiB)\n",
                                       p.function + ":", p.plan.arena_bytes(),
                                       mib(p.plan.arena_bytes()));
+    // The GPU peak of --device cuda (runtime/DeviceMemory.h): vlora-run
+    // runs main; vlora-train holds train_step and optimizer_step at once.
+    std::map<std::string, vlora::runtime::CudaMemoryEstimate> gpu;
+    for (const PlanFile &p : plans) {
+      vlora::runtime::Expected<vlora::runtime::Program> program =
+          vlora::runtime::validatePlan(p.plan, p.file);
+      if (!program)
+        fail("the " + p.function + " plan does not load: " + program.message());
+      gpu[p.function] = vlora::runtime::estimateCudaMemory(*program);
+    }
+    auto gpuLine = [&](llvm::StringRef tool,
+                       std::vector<vlora::runtime::CudaMemoryEstimate> parts,
+                       llvm::StringRef detail) {
+      uint64_t peak = vlora::runtime::cudaPeakBytes(parts);
+      llvm::outs() << llvm::formatv("gpu peak, {0}: {1} bytes ({2:F2} MiB): {3}\n", tool,
+                                    peak, mib(peak), detail);
+    };
+    gpuLine("vlora-run", {gpu["main"]}, vlora::runtime::describeCudaMemory(gpu["main"]));
+    if (train)
+      gpuLine("vlora-train", {gpu["train_step"], gpu["optimizer_step"]},
+              "train_step " + vlora::runtime::describeCudaMemory(gpu["train_step"]) +
+                  "; optimizer_step " +
+                  vlora::runtime::describeCudaMemory(gpu["optimizer_step"]));
   }
   return 0;
 }

@@ -2,7 +2,7 @@
 //
 //   vlora-run BUNDLE/ --inputs IN.safetensors --outputs OUT.safetensors
 //             [--device cpu|cuda] [--adapter PATH] [--program NAME]
-//             [--warmup N] [--repeat N]
+//             [--warmup N] [--repeat N] [--report-memory]
 //
 // --program NAME: run one of a training bundle's other programs
 // (train_step, optimizer_step; docs/training.md) instead of the forward:
@@ -45,7 +45,7 @@ int usage(const char *message) {
                "vlora-run: error: %s\n"
                "usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
                "OUT.safetensors [--device cpu|cuda] [--adapter PATH] [--program NAME] [--warmup N] "
-               "[--repeat N]\n",
+               "[--repeat N] [--report-memory]\n",
                message);
   return 1;
 }
@@ -58,6 +58,7 @@ int fail(const std::string &message) {
 int runMain(int argc, char **argv) {
   std::string bundle, inputs, outputs, adapter, program, device = "cpu";
   std::string warmupText, repeatText;
+  bool reportMemory = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string &out) {
@@ -69,7 +70,7 @@ int runMain(int argc, char **argv) {
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: vlora-run BUNDLE/ --inputs IN.safetensors --outputs "
                   "OUT.safetensors [--device cpu|cuda] [--adapter PATH] [--program NAME] "
-                  "[--warmup N] [--repeat N]\n");
+                  "[--warmup N] [--repeat N] [--report-memory]\n");
       return 0;
     }
     if (arg == "--inputs") {
@@ -91,6 +92,8 @@ int runMain(int argc, char **argv) {
       program = arg.substr(10);
     } else if (arg.rfind("--adapter=", 0) == 0) {
       adapter = arg.substr(10);
+    } else if (arg == "--report-memory") {
+      reportMemory = true;
     } else if (arg == "--warmup") {
       if (!value(warmupText))
         return usage("--warmup needs a count");
@@ -195,6 +198,17 @@ int runMain(int argc, char **argv) {
   }
   if (Status s = writeSafetensors(outputs, entries); !s)
     return fail(s.message());
+  // The device memory the run took against vlora-compile --report-memory's
+  // prediction (runtime/DeviceMemory.h); the CPU has no such figure.
+  if (reportMemory) {
+    DeviceMemoryUse memory;
+    if ((*rt)->deviceMemory(memory))
+      std::printf("device memory: %llu bytes at the peak, predicted %llu bytes\n",
+                  static_cast<unsigned long long>(memory.measured),
+                  static_cast<unsigned long long>(memory.predicted));
+    else
+      std::printf("device memory: none (device %s)\n", device.c_str());
+  }
   return 0;
 }
 } // namespace
