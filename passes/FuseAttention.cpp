@@ -152,7 +152,7 @@ struct VLoRAFuseAttentionPass
       auto fused = AttentionOp::create(
           b, m->output.getLoc(), m->scores.getLhs(), m->scores.getRhs(),
           m->output.getRhs(), m->mask, b.getF64FloatAttr(m->scale),
-          m->scores.getTransposeBAttr());
+          m->scores.getTransposeBAttr(), /*f32_result=*/UnitAttr());
       // The tower tags of the block (its output matmul's) stay with it.
       for (NamedAttribute attr : m->output->getDiscardableAttrs())
         fused->setAttr(attr.getName(), attr.getValue());

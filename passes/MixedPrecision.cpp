@@ -105,6 +105,18 @@ SmallVector<OpOperand *> activationOperands(Operation *op) {
     if (!getElementTypeOrSelf(ce.getGradInput()).isF32())
       return {};
     add(ce.getInputMutable());
+  } else if (auto att = dyn_cast<AttentionOp>(op)) {
+    if (!getElementTypeOrSelf(att.getResult()).isF32())
+      return {};
+    add(att.getQMutable());
+    add(att.getKMutable());
+    add(att.getVMutable());
+  } else if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+    if (!getElementTypeOrSelf(grad.getGrad()).isF32())
+      return {};
+    add(grad.getQMutable());
+    add(grad.getKMutable());
+    add(grad.getVMutable());
   }
   return operands;
 }
@@ -193,7 +205,7 @@ struct VLoRAMixedPrecisionPass
     // (transpose) is bf16. Verify that.
     WalkResult result = module.walk([&](Operation *op) {
       if (isa<MatmulOp, LoRAMatmulOp, LoRAMatmulGradOp, LinearCrossEntropyOp,
-              TransposeOp>(op)) {
+              AttentionOp, AttentionGradOp, TransposeOp>(op)) {
         SmallVector<Type> inferred;
         auto iface = cast<InferTypeOpInterface>(op);
         if (failed(iface.inferReturnTypes(
@@ -217,7 +229,8 @@ struct VLoRAMixedPrecisionPass
   void convertActivations(ModuleOp module) {
     SmallVector<Operation *> ops;
     module.walk([&](Operation *op) {
-      if (isa<MatmulOp, LoRAMatmulOp, LoRAMatmulGradOp, LinearCrossEntropyOp>(op))
+      if (isa<MatmulOp, LoRAMatmulOp, LoRAMatmulGradOp, LinearCrossEntropyOp,
+              AttentionOp, AttentionGradOp>(op))
         ops.push_back(op);
     });
     Builder b(module.getContext());

@@ -187,9 +187,10 @@ def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
 
     With `activations` (the default), every f32 activation a matmul-family
     op reads is converted to bf16 too: the `lhs`/`rhs` of `matmul` that are
-    not parameters (layer inputs, attention's Q, K, V and probabilities, the
-    backward's dY), `x` of `lora_matmul` and `lora_matmul_grad`, `input` of
-    `linear_cross_entropy`. Each value gets one `vlora.cast` right after its
+    not parameters (layer inputs, unfused attention's Q, K, V and
+    probabilities, the backward's dY), `x` of `lora_matmul` and
+    `lora_matmul_grad`, `input` of `linear_cross_entropy`, `q`, `k`, `v` of
+    `attention` and `attention_grad`. Each value gets one `vlora.cast` right after its
     definition, shared by all its matmul-family readers, so the forward and
     the backward read the same bf16 copy and the activations kept for the
     backward take half the bytes when nothing else reads the f32 value. The

@@ -36,11 +36,14 @@ uint64_t widened(const ProgramValue &v) {
   return v.dtype == DType::BF16 ? block(uint64_t(numel(v)) * 4) : 0;
 }
 
-/// The attention twins' blocks of scores: `buffers` of min(cap, batch)
-/// [S, T] blocks, cap = 256 MiB / (S·T·bytes·buffers) (at least 1).
+/// The attention twins' scratch: `buffers` result-typed [S, T] blocks for
+/// min(cap, batch) heads, cap = 256 MiB / (S·T·bytes·buffers) (at least 1);
+/// with f32_result a bf16 copy of one set of them when q, k, v are all bf16
+/// (else the bf16 ones widened), and in the backward dO rounded.
 uint64_t attentionScratch(const Program &p, const ProgramStep &s,
                           size_t first, int buffers) {
-  const ProgramValue &q = input(p, s, first), &k = input(p, s, first + 1);
+  const ProgramValue &q = input(p, s, first), &k = input(p, s, first + 1),
+                     &v = input(p, s, first + 2), &out = output(p, s, 0);
   size_t rank = q.shape.size();
   if (rank < 2)
     return 0;
@@ -49,12 +52,26 @@ uint64_t attentionScratch(const Program &p, const ProgramStep &s,
   int64_t batch = 1;
   for (size_t i = 0; i + 2 < rank; ++i)
     batch *= q.shape[i];
-  uint64_t bytes = kernels::dtypeSize(q.dtype);
+  DType result = out.dtype;
+  bool rounded = result == DType::F32 &&
+                 (q.dtype == DType::BF16 || k.dtype == DType::BF16 ||
+                  v.dtype == DType::BF16);
+  bool bf16 = rounded && q.dtype == DType::BF16 && k.dtype == DType::BF16 &&
+              v.dtype == DType::BF16;
+  uint64_t total = 0;
+  if (rounded && !bf16)
+    total += widened(q) + widened(k) + widened(v);
+  if (rounded && first == 1)
+    total += block(uint64_t(numel(input(p, s, 0))) * (bf16 ? 2 : 4));
+  uint64_t bytes = kernels::dtypeSize(result);
   uint64_t blockBytes = std::max<uint64_t>(uint64_t(sLen * tLen) * bytes, 1);
   int64_t cap = std::max<int64_t>(
       1, int64_t((uint64_t(256) << 20) / (blockBytes * buffers)));
   uint64_t elements = uint64_t(std::min(cap, batch)) * sLen * tLen;
-  return buffers * block(elements * bytes);
+  total += buffers * block(elements * bytes);
+  if (bf16)
+    total += block(elements * 2);
+  return total;
 }
 
 } // namespace

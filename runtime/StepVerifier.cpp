@@ -793,12 +793,25 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
     arity(first + 3, first + 4, grad ? 3 : 1);
     step.scale = attrs.real("scale");
     step.transposeK = attrs.unit("transpose_k");
+    step.f32Result = attrs.unit("f32_result");
     if (!std::isfinite(step.scale))
       fail("attribute 'scale' must be finite");
     size_t q = first, k = first + 1, v = first + 2;
+    // The result's type: q's, or f32 with 'f32_result' (bf16 or f32 q, k,
+    // v; an f32 mask).
+    DType result = step.f32Result ? DType::F32 : in(q).dtype;
     isFloat(q);
-    for (size_t i = first + 1; i < step.inputs.size(); ++i)
-      sameDType(q, i);
+    for (size_t i = first; i < step.inputs.size(); ++i) {
+      bool operand = i < first + 3;
+      if (step.f32Result && operand) {
+        if (in(i).dtype != DType::BF16 && in(i).dtype != DType::F32)
+          fail("input " + std::to_string(i) + " must be bf16 or f32 with "
+               "'f32_result', got " + type(in(i)));
+      } else if (in(i).dtype != result) {
+        fail("input " + std::to_string(i) + " must be " +
+             kernels::dtypeName(result) + ", got " + type(in(i)));
+      }
+    }
     int64_t rank = rankOf(q);
     if (rank < 2 || rankOf(k) != rank || rankOf(v) != rank)
       fail("q, k and v need one rank >= 2, got " + type(in(q)) + ", " +
@@ -822,20 +835,20 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       std::optional<Shape> b = broadcast(in(first + 3).shape, scores);
       if (!b || *b != scores)
         fail("mask " + type(in(first + 3)) + " does not broadcast to the scores " +
-             typeString(in(q).dtype, scores));
+             typeString(result, scores));
     }
     Shape out = batch;
     out.push_back(s);
     out.push_back(in(v).shape[rank - 1]);
     if (grad) {
-      if (in(0).dtype != in(q).dtype || in(0).shape != out)
+      if (in(0).dtype != result || in(0).shape != out)
         fail("grad " + type(in(0)) + " must be the forward result " +
-             typeString(in(q).dtype, out));
-      expectOutput(0, in(q).dtype, in(q).shape);
-      expectOutput(1, in(k).dtype, in(k).shape);
-      expectOutput(2, in(v).dtype, in(v).shape);
+             typeString(result, out));
+      expectOutput(0, result, in(q).shape);
+      expectOutput(1, result, in(k).shape);
+      expectOutput(2, result, in(v).shape);
     } else {
-      expectOutput(0, in(q).dtype, out);
+      expectOutput(0, result, out);
     }
     break;
   }

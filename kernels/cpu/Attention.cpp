@@ -89,6 +89,22 @@ void probabilities(const Problem &p, DType dtype, int64_t b, const T *q,
   softmax(scoresRef, probsRef, 1, /*log=*/false);
 }
 
+/// Rounds every value to the nearest bf16 (ties to even) in place: what a
+/// bf16 GEMM operand holds (f32_result's products).
+void roundBlock(float *data, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    data[i] = toFloat(toBFloat16(data[i]));
+}
+void roundBlock(double *, size_t) {}
+
+/// Whether the call is f32_result's: bf16 operands, an f32 result.
+bool bf16Operands(const TensorRef &q, const TensorRef &k, const TensorRef &v,
+                  DType result) {
+  return result == DType::F32 &&
+         (q.dtype == DType::BF16 || k.dtype == DType::BF16 ||
+          v.dtype == DType::BF16);
+}
+
 template <typename F> void visitAttentionFloat(DType dtype, F &&f) {
   if (dtype == DType::F32)
     return f(Tag<float>{});
@@ -103,10 +119,16 @@ template <typename F> void visitAttentionFloat(DType dtype, F &&f) {
 void attention(const TensorRef &q, const TensorRef &k, const TensorRef &v,
                const TensorRef *mask, const TensorRef &out, double scale,
                bool transposeK) {
-  Problem p(q, k, v, mask, transposeK);
+  // f32_result: the operands widened exactly, the probabilities rounded to
+  // bf16 for their product with v.
+  bool rounded = bf16Operands(q, k, v, out.dtype);
+  std::vector<float> wq, wk, wv;
+  const TensorRef qf = widenBFloat16(q, wq), kf = widenBFloat16(k, wk),
+                  vf = widenBFloat16(v, wv);
+  Problem p(qf, kf, vf, mask, transposeK);
   if (p.batch == 0 || p.s == 0 || p.dv == 0)
     return;
-  visitAttentionFloat(q.dtype, [&](auto tag) {
+  visitAttentionFloat(qf.dtype, [&, &q = qf, &k = kf, &v = vf](auto tag) {
     using T = typename decltype(tag)::type;
     T scaleValue = static_cast<T>(scale);
     TensorRef scaleRef{&scaleValue, q.dtype, {}};
@@ -116,6 +138,8 @@ void attention(const TensorRef &q, const TensorRef &k, const TensorRef &v,
     for (int64_t b = 0; b < p.batch; ++b) {
       probabilities<T>(p, q.dtype, b, q.as<const T>(), k.as<const T>(), mask,
                        scaleRef, scores, probs);
+      if (rounded)
+        roundBlock(probs.data(), probs.size());
       gemm<T>(false, false, p.s, p.dv, p.t, 1.0, probs.data(), p.t,
               pv + b * p.t * p.dv, p.dv, 0.0, po + b * p.s * p.dv, p.dv);
     }
@@ -127,8 +151,16 @@ void attentionGrad(const TensorRef &grad, const TensorRef &q,
                    const TensorRef *mask, const TensorRef &gradQ,
                    const TensorRef &gradK, const TensorRef &gradV,
                    double scale, bool transposeK) {
-  Problem p(q, k, v, mask, transposeK);
-  visitAttentionFloat(q.dtype, [&](auto tag) {
+  // f32_result: the operands widened exactly; P, grad and dS (after the
+  // scale) rounded to bf16 for the products they enter.
+  bool rounded = bf16Operands(q, k, v, grad.dtype);
+  std::vector<float> wq, wk, wv, rg;
+  const TensorRef qf = widenBFloat16(q, wq), kf = widenBFloat16(k, wk),
+                  vf = widenBFloat16(v, wv);
+  const TensorRef gradIn = rounded ? roundToBFloat16(grad, rg) : grad;
+  Problem p(qf, kf, vf, mask, transposeK);
+  visitAttentionFloat(qf.dtype, [&, &q = qf, &k = kf, &v = vf,
+                                 &grad = gradIn](auto tag) {
     using T = typename decltype(tag)::type;
     int64_t s = p.s, t = p.t, d = p.d, dv = p.dv;
     std::fill_n(gradQ.as<T>(), gradQ.numel(), T(0));
@@ -148,14 +180,21 @@ void attentionGrad(const TensorRef &grad, const TensorRef &q,
     for (int64_t b = 0; b < p.batch; ++b) {
       probabilities<T>(p, q.dtype, b, pq, pk, mask, scaleRef, scores, probs);
       const T *g = pg + b * s * dv;
-      // dv = Pᵀ·dO; dP = dO·vᵀ.
-      gemm<T>(true, false, t, dv, s, 1.0, probs.data(), t, g, dv, 0.0,
-              dvOut + b * t * dv, dv);
+      // dv = Pᵀ·dO (P rounded for it, then exact again for softmax_grad);
+      // dP = dO·vᵀ.
+      if (rounded) {
+        std::copy(probs.begin(), probs.end(), dp.begin());
+        roundBlock(dp.data(), dp.size());
+      }
+      gemm<T>(true, false, t, dv, s, 1.0, rounded ? dp.data() : probs.data(),
+              t, g, dv, 0.0, dvOut + b * t * dv, dv);
       gemm<T>(false, true, s, t, dv, 1.0, g, dv, pv + b * t * dv, dv, 0.0,
               dp.data(), t);
       // dS = softmax_grad(dP, P) * scale.
       softmaxGrad(dpRef, probsRef, scoresRef, 1);
       binary(BinaryOp::Mul, scoresRef, scaleRef, dpRef);
+      if (rounded)
+        roundBlock(dp.data(), dp.size());
       const T *kb = pk + b * d * t, *qb = pq + b * s * d;
       if (transposeK) {
         // k [T, D]: dq = dS·k, dk = dSᵀ·q.

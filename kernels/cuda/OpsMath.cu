@@ -1265,29 +1265,75 @@ Status loraGrad(Context &ctx, const ShapeText &shape, Scratch &scratch,
 
 namespace {
 
-/// The most scratch one attention call holds for its blocks of scores.
+/// The most scratch one attention call holds for its f32 blocks of scores.
 constexpr int64_t kAttentionScratchBytes = int64_t(256) << 20;
 
+/// x·scale rounded to the nearest bf16 (ties to even): into `out16` as bf16
+/// bits, or in place as f32 when `out16` is null. What f32_result's products
+/// read (the CPU: a float multiply, then roundToBFloat16).
+__global__ void scaleRoundBF16Kernel(int64_t n, float *__restrict__ x,
+                                     float scale,
+                                     uint16_t *__restrict__ out16) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = scale == 1.0f ? x[i] : __fmul_rn(x[i], scale);
+    uint32_t bits = __float_as_uint(v);
+    uint16_t r = (bits & 0x7fffffffu) > 0x7f800000u
+                     ? static_cast<uint16_t>((bits >> 16) | 0x40u)
+                     : static_cast<uint16_t>(
+                           (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    if (out16)
+      out16[i] = r;
+    else
+      x[i] = __uint_as_float(uint32_t(r) << 16);
+  }
+}
+
+Status scaleRound(Context &ctx, const ShapeText &shape, void *x, int64_t n,
+                  float scale, void *out16) {
+  if (n == 0)
+    return Status::success();
+  scaleRoundBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
+                         streamOf(ctx)>>>(n, static_cast<float *>(x), scale,
+                                          static_cast<uint16_t *>(out16));
+  return checkLaunch(shape);
+}
+
 /// The attention problem (see cpu::attention): sizes, the mask's block and
-/// its offset for each batch index.
+/// its offset for each batch index, and the precision: `rounded` for
+/// f32_result (an f32 result with bf16 operands: P, dO and dS rounded to
+/// bf16 for the products), `bf16` when q, k and v are all bf16 (the
+/// products are bf16 GEMMs; otherwise bf16 operands are widened).
 struct AttentionProblem {
   int64_t batch = 1, s = 0, d = 0, t = 0, dv = 0;
   Shape maskBlock;
   std::vector<int64_t> maskOffset;
+  bool rounded = false, bf16 = false;
+  DType result = DType::F32;
 };
 
 Status attentionProblem(const ShapeText &shape, const TensorRef &q,
                         const TensorRef &k, const TensorRef &v,
-                        const TensorRef *mask, bool transposeK,
+                        const TensorRef *mask, bool transposeK, DType result,
                         AttentionProblem &p) {
   int64_t rank = q.rank();
   if (rank < 2 || k.rank() != rank || v.rank() != rank)
     return fail(shape, "q, k and v need one rank >= 2");
-  if (!(q.dtype == DType::F32 || q.dtype == DType::F64) ||
-      k.dtype != q.dtype || v.dtype != q.dtype ||
-      (mask && mask->dtype != q.dtype))
-    return fail(shape, std::string("unsupported element type ") +
-                           dtypeName(q.dtype) + " (f32 and f64, all alike)");
+  p.result = result;
+  p.rounded = result == DType::F32 &&
+              (q.dtype == DType::BF16 || k.dtype == DType::BF16 ||
+               v.dtype == DType::BF16);
+  p.bf16 = p.rounded && q.dtype == DType::BF16 && k.dtype == DType::BF16 &&
+           v.dtype == DType::BF16;
+  auto fits = [&](DType t) {
+    return t == result || (p.rounded && (t == DType::BF16 || t == DType::F32));
+  };
+  if (!(result == DType::F32 || result == DType::F64) || !fits(q.dtype) ||
+      !fits(k.dtype) || !fits(v.dtype) || (mask && mask->dtype != result))
+    return fail(shape, std::string("unsupported element types ") +
+                           dtypeName(q.dtype) + " -> " + dtypeName(result) +
+                           " (f32 or f64 throughout; bf16 q, k, v with an f32 "
+                           "result and mask)");
   Shape lead(q.shape.begin(), q.shape.end() - 2);
   for (const TensorRef *t : {&k, &v})
     if (!std::equal(lead.begin(), lead.end(), t->shape.begin()))
@@ -1333,6 +1379,25 @@ Status attentionProblem(const ShapeText &shape, const TensorRef &q,
   return Status::success();
 }
 
+/// q, k, v as the products read them: themselves, or (bf16 next to f32)
+/// widened exactly into `scratch`.
+Status attentionOperands(Context &ctx, const ShapeText &shape,
+                         Scratch &scratch, const AttentionProblem &p,
+                         const TensorRef &q, const TensorRef &k,
+                         const TensorRef &v, TensorRef &qo, TensorRef &ko,
+                         TensorRef &vo) {
+  qo = q;
+  ko = k;
+  vo = v;
+  if (!p.rounded || p.bf16)
+    return Status::success();
+  if (Status st = widenedWeight(ctx, shape, scratch, q, qo); !st)
+    return st;
+  if (Status st = widenedWeight(ctx, shape, scratch, k, ko); !st)
+    return st;
+  return widenedWeight(ctx, shape, scratch, v, vo);
+}
+
 /// Calls f(first, count) for runs of batch indices that share a mask block,
 /// each at most `cap` long.
 template <typename F>
@@ -1348,32 +1413,31 @@ Status forEachRun(const AttentionProblem &p, int64_t cap, F &&f) {
   return Status::success();
 }
 
-/// The probabilities of batch indices [first, first + n) into `probs`
-/// ([n, S, T]); `work` is scratch of the same size.
+/// The probabilities (p.result) of batch indices [first, first + n) into
+/// `probs` ([n, S, T]); `work` is scratch of the same size.
 Status attentionProbabilities(Context &ctx, const ShapeText &shape,
                               const AttentionProblem &p, const TensorRef &q,
                               const TensorRef &k, const TensorRef *mask,
                               double scale, bool transposeK, int64_t first,
                               int64_t n, void *probs, void *work) {
-  size_t bytes = dtypeSize(q.dtype);
+  size_t inBytes = dtypeSize(q.dtype), bytes = dtypeSize(p.result);
   int64_t s = p.s, t = p.t, d = p.d;
-  const char *qb = static_cast<const char *>(q.data) + first * s * d * bytes;
-  const char *kb = static_cast<const char *>(k.data) + first * d * t * bytes;
+  const char *qb = static_cast<const char *>(q.data) + first * s * d * inBytes;
+  const char *kb = static_cast<const char *>(k.data) + first * d * t * inBytes;
   // scores = (q·k)·scale (alpha: the product rounded once, then scaled).
   void *scores = mask ? work : probs;
-  if (Status st = runGemm(ctx, shape, q.dtype, q.dtype, s, t, d,
+  if (Status st = runGemm(ctx, shape, q.dtype, p.result, s, t, d,
                           {qb, d, false, s * d},
                           {kb, transposeK ? d : t, transposeK, d * t}, scores,
                           n, scale, 0.0);
       !st)
     return st;
-  TensorRef scoresRef{scores, q.dtype, {n, s, t}};
-  TensorRef probsRef{probs, q.dtype, {n, s, t}};
-  TensorRef workRef{work, q.dtype, {n, s, t}};
+  TensorRef probsRef{probs, p.result, {n, s, t}};
+  TensorRef workRef{work, p.result, {n, s, t}};
   if (mask) {
     TensorRef block{static_cast<char *>(mask->data) +
                         p.maskOffset[first] * bytes,
-                    q.dtype, {1, p.maskBlock[0], p.maskBlock[1]}};
+                    p.result, {1, p.maskBlock[0], p.maskBlock[1]}};
     if (Status st = binary(ctx, BinaryOp::Add, workRef, block, probsRef); !st)
       return st;
   }
@@ -1385,61 +1449,81 @@ Status attentionProbabilities(Context &ctx, const ShapeText &shape,
                shape, "cudaMemcpyAsync");
 }
 
-int64_t attentionRunCap(const AttentionProblem &p, DType dtype, int buffers) {
-  int64_t block = std::max<int64_t>(p.s * p.t * dtypeSize(dtype), 1);
+int64_t attentionRunCap(const AttentionProblem &p, int buffers) {
+  int64_t block = std::max<int64_t>(p.s * p.t * dtypeSize(p.result), 1);
   return std::max<int64_t>(1, kAttentionScratchBytes / (block * buffers));
 }
 
 } // namespace
 
-Status attention(Context &ctx, const TensorRef &q, const TensorRef &k,
-                 const TensorRef &v, const TensorRef *mask,
+Status attention(Context &ctx, const TensorRef &qIn, const TensorRef &kIn,
+                 const TensorRef &vIn, const TensorRef *mask,
                  const TensorRef &out, double scale, bool transposeK) {
-  ShapeText shape =
-      describe("attention", {{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}});
+  ShapeText shape = describe(
+      "attention", {{"q", &qIn}, {"k", &kIn}, {"v", &vIn}, {"out", &out}});
   shape("scale", scale);
   AttentionProblem p;
-  if (Status st = attentionProblem(shape, q, k, v, mask, transposeK, p); !st)
+  if (Status st = attentionProblem(shape, qIn, kIn, vIn, mask, transposeK,
+                                   out.dtype, p);
+      !st)
     return st;
   if (p.batch == 0 || p.s == 0 || p.dv == 0)
     return Status::success();
-  int64_t cap = attentionRunCap(p, q.dtype, 2);
   Scratch scratch(streamOf(ctx));
+  TensorRef q, k, v;
+  if (Status st = attentionOperands(ctx, shape, scratch, p, qIn, kIn, vIn, q, k, v);
+      !st)
+    return st;
+  int64_t cap = attentionRunCap(p, 2);
   int64_t elements = std::min(cap, p.batch) * p.s * p.t;
-  char *probs = nullptr, *work = nullptr;
-  size_t bytes = dtypeSize(q.dtype);
+  size_t bytes = dtypeSize(p.result), inBytes = dtypeSize(q.dtype);
+  char *probs = nullptr, *work = nullptr, *probs16 = nullptr;
   if (Status st = scratch.allocate(elements * int64_t(bytes), probs, shape); !st)
     return st;
   if (Status st = scratch.allocate(elements * int64_t(bytes), work, shape); !st)
     return st;
+  if (p.bf16)
+    if (Status st = scratch.allocate(elements * 2, probs16, shape); !st)
+      return st;
   return forEachRun(p, cap, [&](int64_t first, int64_t n) -> Status {
     if (Status st = attentionProbabilities(ctx, shape, p, q, k, mask, scale,
                                            transposeK, first, n, probs, work);
         !st)
       return st;
-    const char *vb = static_cast<const char *>(v.data) + first * p.t * p.dv * bytes;
+    // f32_result: P rounded to bf16 for its product with v.
+    void *pv = probs;
+    if (p.rounded) {
+      if (Status st = scaleRound(ctx, shape, probs, n * p.s * p.t, 1.0f, probs16);
+          !st)
+        return st;
+      if (p.bf16)
+        pv = probs16;
+    }
+    const char *vb = static_cast<const char *>(v.data) + first * p.t * p.dv * inBytes;
     char *ob = static_cast<char *>(out.data) + first * p.s * p.dv * bytes;
-    return runGemm(ctx, shape, q.dtype, q.dtype, p.s, p.dv, p.t,
-                   {probs, p.t, false, p.s * p.t}, {vb, p.dv, false, p.t * p.dv},
+    return runGemm(ctx, shape, q.dtype, p.result, p.s, p.dv, p.t,
+                   {pv, p.t, false, p.s * p.t}, {vb, p.dv, false, p.t * p.dv},
                    ob, n, 1.0, 0.0);
   });
 }
 
-Status attentionGrad(Context &ctx, const TensorRef &grad, const TensorRef &q,
-                     const TensorRef &k, const TensorRef &v,
+Status attentionGrad(Context &ctx, const TensorRef &gradIn, const TensorRef &qIn,
+                     const TensorRef &kIn, const TensorRef &vIn,
                      const TensorRef *mask, const TensorRef &gradQ,
                      const TensorRef &gradK, const TensorRef &gradV,
                      double scale, bool transposeK) {
-  ShapeText shape = describe(
-      "attention_grad", {{"grad", &grad}, {"q", &q}, {"k", &k}, {"v", &v}});
+  ShapeText shape = describe("attention_grad",
+                             {{"grad", &gradIn}, {"q", &qIn}, {"k", &kIn}, {"v", &vIn}});
   shape("scale", scale);
   AttentionProblem p;
-  if (Status st = attentionProblem(shape, q, k, v, mask, transposeK, p); !st)
+  if (Status st = attentionProblem(shape, qIn, kIn, vIn, mask, transposeK,
+                                   gradIn.dtype, p);
+      !st)
     return st;
-  if (grad.dtype != q.dtype || gradQ.dtype != q.dtype ||
-      gradK.dtype != q.dtype || gradV.dtype != q.dtype)
-    return fail(shape, "grad and the gradients must have q's element type");
-  size_t bytes = dtypeSize(q.dtype);
+  if (gradQ.dtype != p.result || gradK.dtype != p.result ||
+      gradV.dtype != p.result)
+    return fail(shape, "the gradients must have grad's element type");
+  size_t bytes = dtypeSize(p.result);
   for (const TensorRef *g : {&gradQ, &gradK, &gradV})
     if (Status st = check(cudaMemsetAsync(g->data, 0, numElements(g->shape) * bytes,
                                           streamOf(ctx)),
@@ -1448,57 +1532,112 @@ Status attentionGrad(Context &ctx, const TensorRef &grad, const TensorRef &q,
       return st;
   if (p.batch == 0 || p.s == 0 || p.t == 0)
     return Status::success();
-  int64_t cap = attentionRunCap(p, q.dtype, 3);
   Scratch scratch(streamOf(ctx));
+  TensorRef q, k, v;
+  if (Status st = attentionOperands(ctx, shape, scratch, p, qIn, kIn, vIn, q, k, v);
+      !st)
+    return st;
+  // f32_result: dO rounded to bf16 once (bf16 bits, or bf16-exact f32).
+  TensorRef grad = gradIn;
+  if (p.rounded) {
+    int64_t ng = numElements(gradIn.shape);
+    char *g = nullptr;
+    if (Status st = scratch.allocate(ng * (p.bf16 ? 2 : 4), g, shape); !st)
+      return st;
+    if (!p.bf16 && ng > 0)
+      if (Status st = check(cudaMemcpyAsync(g, gradIn.data, ng * 4,
+                                            cudaMemcpyDeviceToDevice, streamOf(ctx)),
+                            shape, "cudaMemcpyAsync");
+          !st)
+        return st;
+    if (Status st = scaleRound(ctx, shape, p.bf16 ? gradIn.data : g, ng, 1.0f,
+                               p.bf16 ? g : nullptr);
+        !st)
+      return st;
+    grad.data = g;
+    grad.dtype = p.bf16 ? DType::BF16 : DType::F32;
+  }
+  int64_t cap = attentionRunCap(p, 3);
   int64_t elements = std::min(cap, p.batch) * p.s * p.t;
-  char *probs = nullptr, *work = nullptr, *dp = nullptr;
+  char *probs = nullptr, *work = nullptr, *dp = nullptr, *half = nullptr;
   for (char **buffer : {&probs, &work, &dp})
     if (Status st = scratch.allocate(elements * int64_t(bytes), *buffer, shape); !st)
       return st;
+  if (p.bf16)
+    if (Status st = scratch.allocate(elements * 2, half, shape); !st)
+      return st;
   int64_t s = p.s, t = p.t, d = p.d, dv = p.dv;
+  size_t inBytes = dtypeSize(q.dtype), gBytes = dtypeSize(grad.dtype);
+  DType in = q.dtype, rt = p.result;
   return forEachRun(p, cap, [&](int64_t first, int64_t n) -> Status {
     if (Status st = attentionProbabilities(ctx, shape, p, q, k, mask, scale,
                                            transposeK, first, n, probs, work);
         !st)
       return st;
-    const char *g = static_cast<const char *>(grad.data) + first * s * dv * bytes;
-    const char *vb = static_cast<const char *>(v.data) + first * t * dv * bytes;
-    const char *qb = static_cast<const char *>(q.data) + first * s * d * bytes;
-    const char *kb = static_cast<const char *>(k.data) + first * d * t * bytes;
+    int64_t blockN = n * s * t;
+    const char *g = static_cast<const char *>(grad.data) + first * s * dv * gBytes;
+    const char *vb = static_cast<const char *>(v.data) + first * t * dv * inBytes;
+    const char *qb = static_cast<const char *>(q.data) + first * s * d * inBytes;
+    const char *kb = static_cast<const char *>(k.data) + first * d * t * inBytes;
     char *dvb = static_cast<char *>(gradV.data) + first * t * dv * bytes;
     char *dqb = static_cast<char *>(gradQ.data) + first * s * d * bytes;
     char *dkb = static_cast<char *>(gradK.data) + first * d * t * bytes;
-    DType dt = q.dtype;
-    // dv = Pᵀ·dO; dP = dO·vᵀ.
-    if (Status st = runGemm(ctx, shape, dt, dt, t, dv, s, {probs, t, true, s * t},
+    // dv = Pᵀ·dO (P rounded for it with f32_result; the exact P stays for
+    // softmax_grad); dP = dO·vᵀ.
+    const void *pT = probs;
+    if (p.rounded) {
+      if (!p.bf16 && blockN > 0)
+        if (Status st = check(cudaMemcpyAsync(dp, probs, blockN * bytes,
+                                              cudaMemcpyDeviceToDevice, streamOf(ctx)),
+                              shape, "cudaMemcpyAsync");
+            !st)
+          return st;
+      if (Status st = scaleRound(ctx, shape, p.bf16 ? probs : dp, blockN, 1.0f,
+                                 p.bf16 ? half : nullptr);
+          !st)
+        return st;
+      pT = p.bf16 ? static_cast<const void *>(half) : dp;
+    }
+    if (Status st = runGemm(ctx, shape, in, rt, t, dv, s, {pT, t, true, s * t},
                             {g, dv, false, s * dv}, dvb, n, 1.0, 0.0);
         !st)
       return st;
-    if (Status st = runGemm(ctx, shape, dt, dt, s, t, dv, {g, dv, false, s * dv},
+    if (Status st = runGemm(ctx, shape, in, rt, s, t, dv, {g, dv, false, s * dv},
                             {vb, dv, true, t * dv}, dp, n, 1.0, 0.0);
         !st)
       return st;
-    // dS = softmax_grad(dP, P); the scale goes into the GEMMs' alpha.
-    TensorRef dpRef{dp, dt, {n, s, t}}, probsRef{probs, dt, {n, s, t}},
-        workRef{work, dt, {n, s, t}};
+    // dS = softmax_grad(dP, P); the scale goes into the GEMMs' alpha, or,
+    // with f32_result, into dS before it is rounded.
+    TensorRef dpRef{dp, rt, {n, s, t}}, probsRef{probs, rt, {n, s, t}},
+        workRef{work, rt, {n, s, t}};
     if (Status st = softmaxGrad(ctx, dpRef, probsRef, workRef, 2); !st)
       return st;
-    if (transposeK) {
-      // k [T, D]: dq = dS·k, dk = dSᵀ·q.
-      if (Status st = runGemm(ctx, shape, dt, dt, s, d, t, {work, t, false, s * t},
-                              {kb, d, false, t * d}, dqb, n, scale, 0.0);
+    const void *ds = work;
+    double alpha = scale;
+    if (p.rounded) {
+      if (Status st = scaleRound(ctx, shape, work, blockN, static_cast<float>(scale),
+                                 p.bf16 ? half : nullptr);
           !st)
         return st;
-      return runGemm(ctx, shape, dt, dt, t, d, s, {work, t, true, s * t},
-                     {qb, d, false, s * d}, dkb, n, scale, 0.0);
+      ds = p.bf16 ? static_cast<const void *>(half) : work;
+      alpha = 1.0;
+    }
+    if (transposeK) {
+      // k [T, D]: dq = dS·k, dk = dSᵀ·q.
+      if (Status st = runGemm(ctx, shape, in, rt, s, d, t, {ds, t, false, s * t},
+                              {kb, d, false, t * d}, dqb, n, alpha, 0.0);
+          !st)
+        return st;
+      return runGemm(ctx, shape, in, rt, t, d, s, {ds, t, true, s * t},
+                     {qb, d, false, s * d}, dkb, n, alpha, 0.0);
     }
     // k [D, T]: dq = dS·kᵀ, dk = qᵀ·dS.
-    if (Status st = runGemm(ctx, shape, dt, dt, s, d, t, {work, t, false, s * t},
-                            {kb, t, true, d * t}, dqb, n, scale, 0.0);
+    if (Status st = runGemm(ctx, shape, in, rt, s, d, t, {ds, t, false, s * t},
+                            {kb, t, true, d * t}, dqb, n, alpha, 0.0);
         !st)
       return st;
-    return runGemm(ctx, shape, dt, dt, d, t, s, {qb, d, true, s * d},
-                   {work, t, false, s * t}, dkb, n, scale, 0.0);
+    return runGemm(ctx, shape, in, rt, d, t, s, {qb, d, true, s * d},
+                   {ds, t, false, s * t}, dkb, n, alpha, 0.0);
   });
 }
 

@@ -95,7 +95,8 @@ LogicalResult attentionGradient(AttentionOp op, GradientBuilder &gb,
   auto grad = gb.create<AttentionGradOp>(dys[0], op.getQ(), op.getK(),
                                          op.getV(), op.getMask(),
                                          op.getScaleAttr(),
-                                         op.getTransposeKAttr());
+                                         op.getTransposeKAttr(),
+                                         op.getF32ResultAttr());
   grads.push_back(needs[0] ? grad.getGradQ() : Value());
   grads.push_back(needs[1] ? grad.getGradK() : Value());
   grads.push_back(needs[2] ? grad.getGradV() : Value());

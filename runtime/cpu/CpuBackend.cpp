@@ -207,10 +207,11 @@ private:
     case Kernel::CrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:
-    case Kernel::Attention:
       return isBlasFloat(d) ? "" : no(d);
+    case Kernel::Attention:
     case Kernel::AttentionGrad:
-      return isBlasFloat(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));
+      // The result's type (bf16 q, k, v with f32_result are widened).
+      return isBlasFloat(outputDTypeOf(s, 0)) ? "" : no(outputDTypeOf(s, 0));
     case Kernel::CrossEntropyGrad:
     case Kernel::LayerNormGrad:
       return isBlasFloat(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));

@@ -450,10 +450,11 @@ private:
     case Kernel::CrossEntropy:
     case Kernel::SoftmaxGrad:
     case Kernel::AdamWUpdate:
-    case Kernel::Attention:
       return isF32OrF64(d) ? "" : no(d);
+    case Kernel::Attention:
     case Kernel::AttentionGrad:
-      return isF32OrF64(dtypeOf(s, 1)) ? "" : no(dtypeOf(s, 1));
+      // The result's type (bf16 q, k, v with f32_result: bf16 GEMMs).
+      return isF32OrF64(outputDTypeOf(s, 0)) ? "" : no(outputDTypeOf(s, 0));
     case Kernel::LinearCrossEntropy:
       return outputDTypeOf(s, 1) == DType::F32 ? "" : no(outputDTypeOf(s, 1));
     case Kernel::LoRAMatmul:

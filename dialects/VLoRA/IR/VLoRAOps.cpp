@@ -1071,7 +1071,7 @@ LogicalResult LinearCrossEntropyOp::inferReturnTypes(
 /// returns the result type.
 static FailureOr<RankedTensorType>
 inferAttention(ShapeError err, StringRef opName, Value qv, Value kv, Value vv,
-               Value maskv, bool transposeK, double scale) {
+               Value maskv, bool transposeK, double scale, bool f32Result) {
   auto q = tensorOf(qv), k = tensorOf(kv), v = tensorOf(vv);
   int64_t rank = q.getRank();
   if (rank < 2 || k.getRank() != rank || v.getRank() != rank)
@@ -1080,11 +1080,19 @@ inferAttention(ShapeError err, StringRef opName, Value qv, Value kv, Value vv,
                       << shapeString(q.getShape()) << ", "
                       << shapeString(k.getShape()) << " and "
                       << shapeString(v.getShape());
-  if (q.getElementType() != k.getElementType() ||
-      q.getElementType() != v.getElementType())
+  auto bf16OrF32 = [](Type t) { return t.isBF16() || t.isF32(); };
+  if (f32Result ? !(bf16OrF32(q.getElementType()) &&
+                    bf16OrF32(k.getElementType()) &&
+                    bf16OrF32(v.getElementType()))
+                : (q.getElementType() != k.getElementType() ||
+                   q.getElementType() != v.getElementType()))
     return err.emit() << "'" << opName << "' q, k and v have element types "
                       << q.getElementType() << ", " << k.getElementType()
-                      << " and " << v.getElementType();
+                      << " and " << v.getElementType()
+                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
+                                    : "");
+  Type resultType =
+      f32Result ? Float32Type::get(q.getContext()) : q.getElementType();
   ArrayRef<int64_t> batch = q.getShape().drop_back(2);
   if (k.getShape().drop_back(2) != batch || v.getShape().drop_back(2) != batch)
     return err.emit() << "'" << opName
@@ -1110,16 +1118,16 @@ inferAttention(ShapeError err, StringRef opName, Value qv, Value kv, Value vv,
     scores.push_back(s);
     scores.push_back(t);
     auto shape = broadcastShapes(mask.getShape(), scores);
-    if (mask.getElementType() != q.getElementType() || failed(shape) ||
+    if (mask.getElementType() != resultType || failed(shape) ||
         ArrayRef<int64_t>(*shape) != ArrayRef<int64_t>(scores))
       return err.emit() << "'" << opName << "' mask " << maskv.getType()
                         << " must broadcast to the scores "
-                        << shapeString(scores) << " of q's element type";
+                        << shapeString(scores) << " of the result's element type";
   }
   SmallVector<int64_t> out(batch);
   out.push_back(s);
   out.push_back(v.getDimSize(rank - 1));
-  return RankedTensorType::get(out, q.getElementType());
+  return RankedTensorType::get(out, resultType);
 }
 
 LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
@@ -1129,7 +1137,8 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
   auto type = inferAttention(ShapeError{loc}, getOperationName(),
                              adaptor.getQ(), adaptor.getK(), adaptor.getV(),
                              adaptor.getMask(), adaptor.getTransposeK(),
-                             adaptor.getScale().convertToDouble());
+                             adaptor.getScale().convertToDouble(),
+                             adaptor.getF32Result());
   if (failed(type))
     return failure();
   types.push_back(*type);
@@ -1143,7 +1152,8 @@ LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
   auto type = inferAttention(ShapeError{loc}, getOperationName(),
                              adaptor.getQ(), adaptor.getK(), adaptor.getV(),
                              adaptor.getMask(), adaptor.getTransposeK(),
-                             adaptor.getScale().convertToDouble());
+                             adaptor.getScale().convertToDouble(),
+                             adaptor.getF32Result());
   if (failed(type))
     return failure();
   if (adaptor.getGrad().getType() != *type)
@@ -1151,9 +1161,11 @@ LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
            << "'vlora.attention_grad' gradient type "
            << adaptor.getGrad().getType() << " must be the forward result type "
            << *type;
-  types.push_back(adaptor.getQ().getType());
-  types.push_back(adaptor.getK().getType());
-  types.push_back(adaptor.getV().getType());
+  // The gradients have q's, k's and v's shapes, in the result's type.
+  Type element = type->getElementType();
+  types.push_back(tensorOf(adaptor.getQ()).clone(element));
+  types.push_back(tensorOf(adaptor.getK()).clone(element));
+  types.push_back(tensorOf(adaptor.getV()).clone(element));
   return success();
 }
 

@@ -841,6 +841,13 @@ def VLoRA_AttentionOp : VLoRA_Op<"attention"> {
     as a whole (a backend keeps one head's at a time), and
     `vlora.attention_grad` recomputes them.
 
+    With `f32_result` (the bf16 activations of
+    `--vlora-mixed-precision{compute=bf16}`), `q`, `k` and `v` are each bf16
+    or f32, `mask` and the result f32: the scores are a bf16 product with
+    fp32 accumulation, scaling, masking and softmax run in f32, and the
+    probabilities are rounded to bf16 for the product with `v` (what
+    autocast does).
+
     Example:
     ```mlir
     %o = vlora.attention %q, %k, %v mask %m scale 0.25 : (tensor<2x4x8x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x8x16xf32>, tensor<2x1x8x8xf32>) -> tensor<2x4x8x16xf32>
@@ -849,11 +856,12 @@ def VLoRA_AttentionOp : VLoRA_Op<"attention"> {
   let arguments = (ins VLoRA_FloatTensor:$q, VLoRA_FloatTensor:$k,
                        VLoRA_FloatTensor:$v,
                        Optional<VLoRA_FloatTensor>:$mask, F64Attr:$scale,
-                       UnitAttr:$transpose_k);
+                       UnitAttr:$transpose_k, UnitAttr:$f32_result);
   let results = (outs VLoRA_FloatTensor:$result);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`mask` $mask^)? `scale` $scale
-    (`transpose_k` $transpose_k^)? attr-dict `:` functional-type(operands, results)
+    (`transpose_k` $transpose_k^)? (`f32_result` $f32_result^)? attr-dict
+    `:` functional-type(operands, results)
   }];
 }
 
@@ -871,7 +879,9 @@ def VLoRA_AttentionGradOp : VLoRA_Op<"attention_grad"> {
     ```
 
     The results have the types of `q`, `k` and `v`; the mask gets no
-    gradient.
+    gradient. With `f32_result` (the forward's) they are f32, `grad` is f32,
+    and every product takes bf16 operands with fp32 accumulation: `P`,
+    `grad` and `dS` (after the scale) are rounded to bf16 for them.
 
     Example:
     ```mlir
@@ -881,12 +891,13 @@ def VLoRA_AttentionGradOp : VLoRA_Op<"attention_grad"> {
   let arguments = (ins VLoRA_FloatTensor:$grad, VLoRA_FloatTensor:$q,
                        VLoRA_FloatTensor:$k, VLoRA_FloatTensor:$v,
                        Optional<VLoRA_FloatTensor>:$mask, F64Attr:$scale,
-                       UnitAttr:$transpose_k);
+                       UnitAttr:$transpose_k, UnitAttr:$f32_result);
   let results = (outs VLoRA_FloatTensor:$grad_q, VLoRA_FloatTensor:$grad_k,
                       VLoRA_FloatTensor:$grad_v);
   let assemblyFormat = [{
     $grad `,` $q `,` $k `,` $v (`mask` $mask^)? `scale` $scale
-    (`transpose_k` $transpose_k^)? attr-dict `:` functional-type(operands, results)
+    (`transpose_k` $transpose_k^)? (`f32_result` $f32_result^)? attr-dict
+    `:` functional-type(operands, results)
   }];
 }
 

@@ -898,7 +898,7 @@ func.func @attention_features(%q: tensor<2x8x16xf32>, %k: tensor<2x8x16xf32>, %v
 // -----
 
 func.func @attention_mask(%q: tensor<2x8x16xf32>, %k: tensor<2x10x16xf32>, %v: tensor<2x10x4xf32>, %m: tensor<8x8xf32>) {
-  // expected-error @+2 {{'vlora.attention' mask 'tensor<8x8xf32>' must broadcast to the scores [2, 8, 10] of q's element type}}
+  // expected-error @+2 {{'vlora.attention' mask 'tensor<8x8xf32>' must broadcast to the scores [2, 8, 10] of the result's element type}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = vlora.attention %q, %k, %v mask %m scale 0.25 transpose_k : (tensor<2x8x16xf32>, tensor<2x10x16xf32>, tensor<2x10x4xf32>, tensor<8x8xf32>) -> tensor<2x8x4xf32>
   return
@@ -910,5 +910,24 @@ func.func @attention_grad_type(%g: tensor<2x8x16xf32>, %q: tensor<2x8x16xf32>, %
   // expected-error @+2 {{'vlora.attention_grad' gradient type 'tensor<2x8x16xf32>' must be the forward result type 'tensor<2x8x4xf32>'}}
   // expected-error @+1 {{failed to infer returned types}}
   %0:3 = vlora.attention_grad %g, %q, %k, %v scale 0.25 transpose_k : (tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<2x10x16xf32>, tensor<2x10x4xf32>) -> (tensor<2x8x16xf32>, tensor<2x10x16xf32>, tensor<2x10x4xf32>)
+  return
+}
+
+// -----
+
+// f32_result: bf16 (or f32) q, k, v; an f32 mask and result.
+func.func @attention_f32_result_mask(%q: tensor<2x8x16xbf16>, %k: tensor<2x16x8xbf16>, %v: tensor<2x8x4xbf16>, %m: tensor<8x8xbf16>) {
+  // expected-error @+2 {{'vlora.attention' mask 'tensor<8x8xbf16>' must broadcast to the scores [2, 8, 8] of the result's element type}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.attention %q, %k, %v mask %m scale 0.25 f32_result : (tensor<2x8x16xbf16>, tensor<2x16x8xbf16>, tensor<2x8x4xbf16>, tensor<8x8xbf16>) -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @attention_f32_result_f16(%q: tensor<2x8x16xf16>, %k: tensor<2x16x8xbf16>, %v: tensor<2x8x4xbf16>) {
+  // expected-error @+2 {{'vlora.attention' q, k and v have element types 'f16', 'bf16' and 'bf16' (with f32_result each must be bf16 or f32)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.attention %q, %k, %v scale 0.25 f32_result : (tensor<2x8x16xf16>, tensor<2x16x8xbf16>, tensor<2x8x4xbf16>) -> tensor<2x8x4xf32>
   return
 }

@@ -369,6 +369,34 @@ TEST_F(OpsMathTest, AttentionAndGradMatchTheCpu) {
   }
 }
 
+// f32_result attention: bf16 q, k, v (all bf16: bf16 GEMMs; with an f32
+// one: widened), an f32 mask and result; P, dO and dS rounded to bf16 for
+// the products on both backends. A GEMM's other summation order can move a
+// value across a bf16 rounding boundary, hence the looser tolerance.
+TEST_F(OpsMathTest, BF16AttentionMatchesTheCpu) {
+  for (bool allBf16 : {true, false}) {
+    SCOPED_TRACE(testing::Message() << "all bf16 " << allBf16);
+    BF16Weight q({2, 3, 6, 8}, 700), k({2, 3, 9, 8}, 701), v({2, 3, 9, 5}, 702);
+    F32 qf = F32::random({2, 3, 6, 8}, 703);
+    F32 mask = F32::random({2, 1, 6, 9}, 704), g = F32::random({2, 3, 6, 5}, 705);
+    TensorRef mg = mask.gpu(), mc = mask.cpu();
+    TensorRef qg = allBf16 ? q.gpu() : qf.gpu(), qc = allBf16 ? q.cpu() : qf.cpu();
+    F32 out = F32::zeros({2, 3, 6, 5});
+    VLORA_ASSERT_OK(ops::attention(*ctx, qg, k.gpu(), v.gpu(), &mg, out.gpu(), 0.3, true));
+    cpu::attention(qc, k.cpu(), v.cpu(), &mc, out.cpu(), 0.3, true);
+    expectTwin("bf16 attention", out, 2e-3, 2e-3);
+    F32 dq = F32::zeros({2, 3, 6, 8}), dk = F32::zeros({2, 3, 9, 8}),
+        dv = F32::zeros({2, 3, 9, 5});
+    VLORA_ASSERT_OK(ops::attentionGrad(*ctx, g.gpu(), qg, k.gpu(), v.gpu(), &mg, dq.gpu(),
+                                       dk.gpu(), dv.gpu(), 0.3, true));
+    cpu::attentionGrad(g.cpu(), qc, k.cpu(), v.cpu(), &mc, dq.cpu(), dk.cpu(), dv.cpu(), 0.3,
+                       true);
+    expectTwin("bf16 attention_grad dq", dq, 2e-3, 2e-3);
+    expectTwin("bf16 attention_grad dk", dk, 2e-3, 2e-3);
+    expectTwin("bf16 attention_grad dv", dv, 2e-3, 2e-3);
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // LoRA
 //===----------------------------------------------------------------------===//
