@@ -130,7 +130,11 @@ uint64_t cudaScratchBytes(const Program &p, const ProgramStep &s) {
   case Kernel::LinearCrossEntropy: {
     const ProgramValue &in = input(p, s, 0), &w = input(p, s, 1);
     uint64_t total = 0;
-    if (output(p, s, 1).dtype == DType::F32)
+    bool f32Grad = output(p, s, 1).dtype == DType::F32;
+    // Both bf16: bf16 GEMMs and a bf16 copy of the logits' gradient chunk;
+    // one of them bf16: both widened.
+    bool bf16 = f32Grad && in.dtype == DType::BF16 && w.dtype == DType::BF16;
+    if (f32Grad && !bf16)
       total += widened(in) + widened(w);
     int64_t rows = in.shape.size() == 3 ? in.shape[0] * in.shape[1] : 0;
     int64_t vocab = w.shape.size() == 2 ? w.shape[s.transposeB ? 0 : 1] : 0;
@@ -139,6 +143,8 @@ uint64_t cudaScratchBytes(const Program &p, const ProgramStep &s) {
       int64_t chunk = std::clamp<int64_t>(
           (int64_t(1) << 24) / std::max<int64_t>(vocab, 1), 1, rows);
       total += block(uint64_t(chunk * vocab) * 4);
+      if (bf16)
+        total += block(uint64_t(chunk * vocab) * 2);
     }
     return total;
   }

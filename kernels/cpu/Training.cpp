@@ -286,17 +286,41 @@ void crossEntropy(const TensorRef &logits, const TensorRef &labels,
                                : std::numeric_limits<double>::quiet_NaN());
 }
 
+namespace {
+/// linearCrossEntropy on operands of one type; `roundGrad`: the logits'
+/// gradient is rounded to bf16 for its product with the weight.
+void linearCrossEntropyImpl(const TensorRef &input, const TensorRef &weight,
+                            const TensorRef &labels, const TensorRef &dloss,
+                            const TensorRef &loss, const TensorRef &gradInput,
+                            int64_t ignoreIndex, bool transposeB,
+                            bool roundGrad);
+} // namespace
+
 void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
                         const TensorRef &labels, const TensorRef &dloss,
                         const TensorRef &loss, const TensorRef &gradInput,
                         int64_t ignoreIndex, bool transposeB) {
+  // bf16 operands with an f32 gradient (--vlora-mixed-precision): widened
+  // exactly. With a bf16 input (bf16 activations) the input gradient's
+  // product reads the logits' gradient rounded to bf16, as a bf16 GEMM does.
   if (gradInput.dtype == DType::F32 &&
       (input.dtype == DType::BF16 || weight.dtype == DType::BF16)) {
     std::vector<float> wideInput, wideWeight;
-    return linearCrossEntropy(widenBFloat16(input, wideInput),
-                              widenBFloat16(weight, wideWeight), labels, dloss,
-                              loss, gradInput, ignoreIndex, transposeB);
+    return linearCrossEntropyImpl(widenBFloat16(input, wideInput),
+                                  widenBFloat16(weight, wideWeight), labels,
+                                  dloss, loss, gradInput, ignoreIndex,
+                                  transposeB, input.dtype == DType::BF16);
   }
+  linearCrossEntropyImpl(input, weight, labels, dloss, loss, gradInput,
+                         ignoreIndex, transposeB, false);
+}
+
+namespace {
+void linearCrossEntropyImpl(const TensorRef &input, const TensorRef &weight,
+                            const TensorRef &labels, const TensorRef &dloss,
+                            const TensorRef &loss, const TensorRef &gradInput,
+                            int64_t ignoreIndex, bool transposeB,
+                            bool roundGrad) {
   int64_t batch = input.shape[0], seq = input.shape[1], dim = input.shape[2];
   int64_t vocab = transposeB ? weight.shape[0] : weight.shape[1];
   int64_t valid = 0;
@@ -344,6 +368,10 @@ void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
           for (int64_t j = 0; j < vocab; ++j)
             lr[j] = static_cast<T>(expOf(static_cast<T>(lr[j] - max)) * scale);
           lr[label] = static_cast<T>(lr[label] - coef);
+          if constexpr (std::is_same_v<T, float>)
+            if (roundGrad)
+              for (int64_t j = 0; j < vocab; ++j)
+                lr[j] = toFloat(toBFloat16(lr[j]));
         }
       });
       gemm<T>(false, !transposeB, cn, dim, vocab, 1.0, logits.data(), vocab, w,
@@ -359,6 +387,7 @@ void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
       static_cast<float>(valid ? total / static_cast<double>(valid)
                                : std::numeric_limits<double>::quiet_NaN());
 }
+} // namespace
 
 void crossEntropyGrad(const TensorRef &dloss, const TensorRef &logits,
                       const TensorRef &labels, const TensorRef &out,

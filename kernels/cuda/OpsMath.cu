@@ -1889,20 +1889,26 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
                                         {"weight", &weight},
                                         {"labels", &labels},
                                         {"gradInput", &gradInput}});
-  if (gradInput.dtype == DType::F32 &&
+  // bf16 operands with an f32 gradient (--vlora-mixed-precision): both
+  // bf16, bf16 GEMMs; one of them, widened exactly. With a bf16 input (bf16
+  // activations) the input gradient's product reads the logits' gradient
+  // rounded to bf16, as on the CPU.
+  Scratch outer(streamOf(ctx));
+  TensorRef x = input, w = weight;
+  bool roundGrad = gradInput.dtype == DType::F32 && input.dtype == DType::BF16;
+  bool bf16 = roundGrad && weight.dtype == DType::BF16;
+  if (gradInput.dtype == DType::F32 && !bf16 &&
       (input.dtype == DType::BF16 || weight.dtype == DType::BF16)) {
-    Scratch scratch(streamOf(ctx));
-    TensorRef wideInput, wideWeight;
-    if (Status s = widenedWeight(ctx, shape, scratch, input, wideInput); !s)
+    if (Status s = widenedWeight(ctx, shape, outer, input, x); !s)
       return s;
-    if (Status s = widenedWeight(ctx, shape, scratch, weight, wideWeight); !s)
+    if (Status s = widenedWeight(ctx, shape, outer, weight, w); !s)
       return s;
-    return linearCrossEntropy(ctx, wideInput, wideWeight, labels, dloss, loss,
-                              gradInput, ignoreIndex, transposeB);
   }
-  if (!allOf(DType::F32, {&input, &weight, &gradInput}))
+  if (gradInput.dtype != DType::F32 || x.dtype != w.dtype ||
+      (x.dtype != DType::F32 && x.dtype != DType::BF16))
     return fail(shape, std::string("unsupported element type ") +
-                           dtypeName(input.dtype) + " (f32 only)");
+                           dtypeName(input.dtype) +
+                           " (f32, or bf16 with an f32 gradient)");
   if (input.rank() != 3 || weight.rank() != 2)
     return fail(shape, "input must be [B, S, D] and weight rank 2");
   int64_t batch = input.shape[0], seq = input.shape[1], dim = input.shape[2];
@@ -1934,14 +1940,19 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
     if (Status s = scratch.allocate(chunk * vocab, logits, shape); !s)
       return s;
     int64_t ldw = weight.shape.back();
-    const float *x = input.as<const float>();
+    const char *xb = static_cast<const char *>(x.data);
+    size_t xBytes = dtypeSize(x.dtype);
     float *dx = gradInput.as<float>();
+    uint16_t *logits16 = nullptr;
+    if (bf16)
+      if (Status s = scratch.allocate(chunk * vocab, logits16, shape); !s)
+        return s;
     for (int64_t c0 = 0; c0 < rows; c0 += chunk) {
       int64_t cn = std::min(chunk, rows - c0);
       if (Status s =
-              runGemm(ctx, shape, DType::F32, DType::F32, cn, vocab, dim,
-                      {x + c0 * dim, dim, false},
-                      {weight.data, ldw, transposeB}, logits, 1, 1.0, 0.0);
+              runGemm(ctx, shape, x.dtype, DType::F32, cn, vocab, dim,
+                      {xb + c0 * dim * xBytes, dim, false},
+                      {w.data, ldw, transposeB}, logits, 1, 1.0, 0.0);
           !s)
         return s;
       if (vocab > 0) {
@@ -1959,9 +1970,18 @@ Status linearCrossEntropy(Context &ctx, const TensorRef &input,
             !s)
           return s;
       }
+      const void *grad = logits;
+      if (roundGrad) {
+        if (Status s = scaleRound(ctx, shape, logits, cn * vocab, 1.0f,
+                                  bf16 ? logits16 : nullptr);
+            !s)
+          return s;
+        if (bf16)
+          grad = logits16;
+      }
       if (Status s =
-              runGemm(ctx, shape, DType::F32, DType::F32, cn, dim, vocab,
-                      {logits, vocab, false}, {weight.data, ldw, !transposeB},
+              runGemm(ctx, shape, x.dtype, DType::F32, cn, dim, vocab,
+                      {grad, vocab, false}, {w.data, ldw, !transposeB},
                       dx + c0 * dim, 1, 1.0, 0.0);
           !s)
         return s;

@@ -801,7 +801,9 @@ def VLoRA_LinearCrossEntropyOp : VLoRA_Op<"linear_cross_entropy"> {
     matmul by a weight that gets no gradient (the frozen lm_head). `input`
     and `weight` share an element type, or `input` is f32 and `weight` a
     bf16 weight; with `f32_result` each is bf16 or f32 and the input
-    gradient is f32 (bf16 activations, fp32 accumulation).
+    gradient is f32 (bf16 activations, fp32 accumulation); with a bf16
+    `input` the product giving its gradient reads the logits' gradient
+    rounded to bf16, as a bf16 GEMM does.
 
     Example:
     ```mlir

@@ -58,6 +58,8 @@ std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);
 // bitwise that of the f32 kernel on the widened operands. One exception:
 // with a bf16 x, loraMatmulGrad's frozen product dy·Wᵀ reads dy rounded to
 // bf16 (what a bf16 GEMM reads); dA, dB and the low-rank part of dx do not.
+// Likewise, with a bf16 input, linearCrossEntropy's input gradient reads the
+// logits' gradient rounded to bf16.
 
 /// Batched lhs · rhs over the last two dimensions, batch dims broadcast.
 void matmul(const TensorRef &lhs, const TensorRef &rhs, const TensorRef &out,
