@@ -94,12 +94,14 @@ __global__ void normBackwardKernel(int64_t cols, const T *dy, const T *x,
 
 constexpr int kColumnTile = 32, kRowLanes = 8, kRowsPerChunk = 256;
 
-/// dgamma += Σ dy·xhat, dbeta += Σ dy over a chunk of rows per block.
+/// Σ dy·xhat and Σ dy over a chunk of rows per block, written to the
+/// chunk's row of partialG / partialB ([chunks, cols]); sumChunksKernel adds
+/// them up in chunk order (deterministic: no atomics).
 template <typename T>
 __global__ void normParamGradKernel(int64_t rows, int64_t cols, const T *dy,
                                     const T *x, const float *meanIn,
-                                    const float *rstdIn, float *dgamma,
-                                    float *dbeta) {
+                                    const float *rstdIn, float *partialGOut,
+                                    float *partialBOut) {
   __shared__ float partialG[kRowLanes][kColumnTile];
   __shared__ float partialB[kRowLanes][kColumnTile];
   int64_t col = blockIdx.x * int64_t(kColumnTile) + threadIdx.x;
@@ -121,10 +123,23 @@ __global__ void normParamGradKernel(int64_t rows, int64_t cols, const T *dy,
       g += partialG[lane][threadIdx.x];
       b += partialB[lane][threadIdx.x];
     }
-    if (dgamma)
-      atomicAdd(dgamma + col, g);
-    if (dbeta)
-      atomicAdd(dbeta + col, b);
+    if (partialGOut)
+      partialGOut[blockIdx.y * cols + col] = g;
+    if (partialBOut)
+      partialBOut[blockIdx.y * cols + col] = b;
+  }
+}
+
+/// out[col] += Σ over chunks of partials[chunk][col], in chunk order.
+__global__ void sumChunksKernel(int64_t chunks, int64_t cols,
+                                const float *__restrict__ partials,
+                                float *__restrict__ out) {
+  for (int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+       col < cols; col += int64_t(gridDim.x) * blockDim.x) {
+    float sum = 0.f;
+    for (int64_t c = 0; c < chunks; ++c)
+      sum += partials[c * cols + col];
+    out[col] += sum;
   }
 }
 
@@ -493,12 +508,14 @@ constexpr int kGradLanes = 8, kGradTargetBlocks = 1024;
 /// normParamGradKernel over 16-byte packs: a warp reads 32 consecutive
 /// packs of a row, the kGradLanes warps of a block take every kGradLanes-th
 /// row of the block's chunk; partial sums stay in registers until one
-/// shared-memory reduction and one atomic add per column and chunk.
+/// shared-memory reduction and one store per column and chunk (into the
+/// chunk's row of partialG / partialB, summed by sumChunksKernel).
 template <typename T>
 __global__ void __launch_bounds__(32 * kGradLanes)
     normParamGradPackKernel(int64_t rows, int cols, int64_t rowsPerChunk,
                             const T *dy, const T *x, const float *meanIn,
-                            const float *rstdIn, float *dgamma, float *dbeta) {
+                            const float *rstdIn, float *partialGOut,
+                            float *partialBOut) {
   constexpr int W = Pack<T>::kSize;
   __shared__ float partialG[kGradLanes - 1][W][32];
   __shared__ float partialB[kGradLanes - 1][W][32];
@@ -540,12 +557,13 @@ __global__ void __launch_bounds__(32 * kGradLanes)
       g[e] += partialG[lane][e][threadIdx.x];
       b[e] += partialB[lane][e][threadIdx.x];
     }
+  int64_t at = blockIdx.y * int64_t(cols) + int64_t(p) * W;
 #pragma unroll
   for (int e = 0; e < W; ++e) {
-    if (dgamma)
-      atomicAdd(dgamma + p * W + e, g[e]);
-    if (dbeta)
-      atomicAdd(dbeta + p * W + e, b[e]);
+    if (partialGOut)
+      partialGOut[at + e] = g[e];
+    if (partialBOut)
+      partialBOut[at + e] = b[e];
   }
 }
 
@@ -573,11 +591,41 @@ ShapeText rowsShape(const char *kernel, const RowsShape &s) {
   return shape;
 }
 
+/// Adds the chunks' partial sums ([chunks, cols] each) into dgamma / dbeta
+/// in chunk order and frees them.
+Status sumChunks(Context &ctx, const ShapeText &shape, int64_t chunks,
+                 int64_t cols, float *partials, float *dgamma, float *dbeta) {
+  constexpr int threads = 256;
+  int64_t wanted = (cols + threads - 1) / threads;
+  unsigned blocks = static_cast<unsigned>(wanted < 4096 ? wanted : 4096);
+  if (dgamma)
+    sumChunksKernel<<<blocks, threads, 0, streamOf(ctx)>>>(chunks, cols,
+                                                          partials, dgamma);
+  if (dbeta)
+    sumChunksKernel<<<blocks, threads, 0, streamOf(ctx)>>>(
+        chunks, cols, partials + chunks * cols, dbeta);
+  if (Status st = checkLaunch(shape); !st)
+    return st;
+  return check(cudaFreeAsync(partials, streamOf(ctx)), shape,
+               "cudaFreeAsync (parameter-gradient partials)");
+}
+
+/// dgamma += Σ dy·xhat and dbeta += Σ dy over the rows: per chunk of rows
+/// into scratch, then summed in chunk order, so the result does not depend
+/// on the order blocks finish in.
 Status paramGrads(Context &ctx, const RowsShape &s, const ShapeText &shape,
                   const void *dy, const void *x, const float *mean,
                   const float *rstd, float *dgamma, float *dbeta) {
   if (!dgamma && !dbeta)
     return Status::success();
+  auto allocate = [&](int64_t chunks, float *&partials) {
+    void *p = nullptr;
+    Status st = check(cudaMallocAsync(&p, size_t(2 * chunks * s.cols) * sizeof(float),
+                                      streamOf(ctx)),
+                      shape, "cudaMallocAsync (parameter-gradient partials)");
+    partials = static_cast<float *>(p);
+    return st;
+  };
   if (rowsFitTile(s.cols, s.dtype, {dy, x})) {
     return dispatchFloat(s.dtype, [&](auto tag) {
       using T = decltype(tag);
@@ -591,26 +639,43 @@ Status paramGrads(Context &ctx, const RowsShape &s, const ShapeText &shape,
       dim3 grid(
           static_cast<unsigned>(columnBlocks),
           static_cast<unsigned>((s.rows + rowsPerChunk - 1) / rowsPerChunk));
+      float *partials = nullptr;
+      if (Status st = allocate(grid.y, partials); !st)
+        return st;
       normParamGradPackKernel<T>
           <<<grid, dim3(32, kGradLanes), 0, streamOf(ctx)>>>(
               s.rows, static_cast<int>(s.cols), rowsPerChunk,
               static_cast<const T *>(dy), static_cast<const T *>(x), mean, rstd,
-              dgamma, dbeta);
-      return checkLaunch(shape);
+              dgamma ? partials : nullptr,
+              dbeta ? partials + int64_t(grid.y) * s.cols : nullptr);
+      if (Status st = checkLaunch(shape); !st) {
+        cudaFreeAsync(partials, streamOf(ctx));
+        return st;
+      }
+      return sumChunks(ctx, shape, grid.y, s.cols, partials, dgamma, dbeta);
     });
   }
   dim3 grid(static_cast<unsigned>((s.cols + kColumnTile - 1) / kColumnTile),
             static_cast<unsigned>((s.rows + kRowsPerChunk - 1) / kRowsPerChunk));
   if (grid.y > 65535)
     return fail(shape, "too many rows for the parameter-gradient reduction");
-  return dispatchFloat(s.dtype, [&](auto tag) {
+  float *partials = nullptr;
+  if (Status st = allocate(grid.y, partials); !st)
+    return st;
+  Status launched = dispatchFloat(s.dtype, [&](auto tag) {
     using T = decltype(tag);
     normParamGradKernel<T><<<grid, dim3(kColumnTile, kRowLanes), 0,
                              streamOf(ctx)>>>(
         s.rows, s.cols, static_cast<const T *>(dy), static_cast<const T *>(x),
-        mean, rstd, dgamma, dbeta);
+        mean, rstd, dgamma ? partials : nullptr,
+        dbeta ? partials + int64_t(grid.y) * s.cols : nullptr);
     return checkLaunch(shape);
   });
+  if (!launched) {
+    cudaFreeAsync(partials, streamOf(ctx));
+    return launched;
+  }
+  return sumChunks(ctx, shape, grid.y, s.cols, partials, dgamma, dbeta);
 }
 
 /// LayerNorm (center) or RMSNorm forward.

@@ -139,8 +139,10 @@ struct NormList {
   int count;
 };
 
+/// Each block's Σ x² of its chunk into partials[blockIdx.x] (no atomics:
+/// sumPartialsKernel adds them in a fixed order).
 __global__ void __launch_bounds__(kThreads)
-    sumOfSquaresKernel(NormList list, float *out) {
+    sumOfSquaresKernel(NormList list, float *partials) {
   __shared__ float scratch[32];
   int t = tensorOf(list.firstChunk, list.count, blockIdx.x);
   int64_t begin = int64_t(blockIdx.x - list.firstChunk[t]) * kNormChunk;
@@ -173,8 +175,21 @@ __global__ void __launch_bounds__(kThreads)
       sum[0] += x[i] * x[i];
   }
   float total = blockSum((sum[0] + sum[1]) + (sum[2] + sum[3]), scratch);
-  if (threadIdx.x == 0 && total != 0.f)
-    atomicAdd(out, total);
+  if (threadIdx.x == 0)
+    partials[blockIdx.x] = total;
+}
+
+/// *out = Σ partials[0, n): thread i adds i, i + kThreads, ... in order, then
+/// one block reduction; the same bits on every run.
+__global__ void __launch_bounds__(kThreads)
+    sumPartialsKernel(const float *partials, int64_t n, float *out) {
+  __shared__ float scratch[32];
+  float sum = 0.f;
+  for (int64_t i = threadIdx.x; i < n; i += kThreads)
+    sum += partials[i];
+  float total = blockSum(sum, scratch);
+  if (threadIdx.x == 0)
+    *out = total;
 }
 
 __global__ void clipCoefficientKernel(const float *sumSquares, float maxNorm,
@@ -264,11 +279,24 @@ Status sumOfSquares(Context &ctx, const std::vector<const float *> &tensors,
         !aligned(tensors[i], 4))
       return fail(shape, "tensor " + std::to_string(i) +
                              " has a negative size or a bad pointer");
-  if (Status st = check(cudaMemsetAsync(sumSquares, 0, sizeof(float),
+  // One partial per chunk of every tensor, summed at the end in chunk order.
+  int64_t chunks = 0;
+  for (int64_t size : sizes)
+    chunks += (size + kNormChunk - 1) / kNormChunk;
+  void *block = nullptr;
+  if (Status st = check(cudaMallocAsync(&block,
+                                        size_t(std::max<int64_t>(chunks, 1)) *
+                                            sizeof(float),
                                         streamOf(ctx)),
-                        shape, "cudaMemsetAsync");
+                        shape, "cudaMallocAsync (partial sums)");
       !st)
     return st;
+  float *partials = static_cast<float *>(block);
+  int64_t done = 0;
+  auto release = [&](Status st) {
+    cudaFreeAsync(block, streamOf(ctx));
+    return st;
+  };
   for (size_t i = 0; i < tensors.size();) {
     NormList list{};
     for (; i < tensors.size() && list.count < kMaxTensors; ++i) {
@@ -276,7 +304,8 @@ Status sumOfSquares(Context &ctx, const std::vector<const float *> &tensors,
         continue;
       if (!addChunks(list.firstChunk, list.count, sizes[i], kNormChunk)) {
         if (list.count == 0)
-          return fail(shape, "tensor " + std::to_string(i) + " is too large");
+          return release(
+              fail(shape, "tensor " + std::to_string(i) + " is too large"));
         break;
       }
       list.data[list.count] = tensors[i];
@@ -286,11 +315,16 @@ Status sumOfSquares(Context &ctx, const std::vector<const float *> &tensors,
     if (!list.count)
       continue;
     sumOfSquaresKernel<<<list.firstChunk[list.count], kThreads, 0,
-                         streamOf(ctx)>>>(list, sumSquares);
+                         streamOf(ctx)>>>(list, partials + done);
     if (Status st = checkLaunch(shape); !st)
-      return st;
+      return release(st);
+    done += list.firstChunk[list.count];
   }
-  return Status::success();
+  sumPartialsKernel<<<1, kThreads, 0, streamOf(ctx)>>>(partials, done,
+                                                       sumSquares);
+  if (Status st = checkLaunch(shape); !st)
+    return release(st);
+  return release(Status::success());
 }
 
 Status clipCoefficient(Context &ctx, const float *sumSquares, float maxNorm,

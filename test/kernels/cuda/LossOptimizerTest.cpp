@@ -142,6 +142,12 @@ TEST_F(OptimizerTest, GlobalNormAndClipCoefficient) {
               1e-5);
   expectClose("clip coefficient", fromDevice(dCoef, 1, DType::F32),
               {std::min(1.f, 1.f / (norm + 1e-6f))}, 0, 1e-5);
+  // Per-chunk partial sums added in a fixed order: every run the same bits.
+  std::vector<float> first = fromDevice(dSum, 1, DType::F32);
+  for (int run = 0; run < 3; ++run) {
+    VLORA_ASSERT_OK(sumOfSquares(*ctx, pointers, sizes, dSum.as<float>()));
+    EXPECT_EQ(fromDevice(dSum, 1, DType::F32)[0], first[0]) << "run " << run;
+  }
 }
 
 TEST_F(OptimizerTest, RefusesBadInput) {

@@ -71,6 +71,54 @@ TEST_F(NormalizationTest, LayerNormForwardBackward) {
     }
 }
 
+// dgamma / dbeta are summed per chunk of rows and then in chunk order (no
+// atomics): two runs give the same bits, and a second run accumulates
+// exactly twice the first's (+=, a sum of two equal floats is exact).
+TEST_F(NormalizationTest, ParameterGradientsAreDeterministic) {
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{4099, 96},
+                              {2050, 128},
+                              {777, 1000}}) {
+      SCOPED_TRACE(testing::Message() << "rows=" << rows << " cols=" << cols
+                                      << " " << dtypeLabel(dtype));
+      size_t n = rows * cols;
+      auto x = asStored(randomVector(n, 5, -2, 3), dtype);
+      auto dy = asStored(randomVector(n, 6), dtype);
+      auto gamma = randomVector(cols, 7, 0.5f, 1.5f);
+      DeviceBuffer dX = toDevice(x, dtype), dDy = toDevice(dy, dtype),
+                   dGamma = toDevice(gamma, DType::F32),
+                   dY = toDevice(std::vector<float>(n), dtype),
+                   dMean = toDevice(std::vector<float>(rows), DType::F32),
+                   dRstd = toDevice(std::vector<float>(rows), DType::F32),
+                   dDx = toDevice(std::vector<float>(n), dtype);
+      RowsShape shape{rows, cols, dtype};
+      VLORA_ASSERT_OK(layerNormForward(*ctx, shape, dX.data(), dGamma.as<float>(),
+                                       nullptr, 1e-5f, dY.data(), dMean.as<float>(),
+                                       dRstd.as<float>()));
+      std::vector<std::vector<float>> dg, db;
+      for (int run = 0; run < 2; ++run) {
+        DeviceBuffer dDg = toDevice(std::vector<float>(cols), DType::F32),
+                     dDb = toDevice(std::vector<float>(cols), DType::F32);
+        VLORA_ASSERT_OK(layerNormBackward(*ctx, shape, dDy.data(), dX.data(),
+                                          dGamma.as<float>(), dMean.as<float>(),
+                                          dRstd.as<float>(), dDx.data(),
+                                          dDg.as<float>(), dDb.as<float>()));
+        if (run == 1)
+          VLORA_ASSERT_OK(layerNormBackward(*ctx, shape, dDy.data(), dX.data(),
+                                            dGamma.as<float>(), dMean.as<float>(),
+                                            dRstd.as<float>(), dDx.data(),
+                                            dDg.as<float>(), dDb.as<float>()));
+        VLORA_ASSERT_OK(ctx->synchronize());
+        dg.push_back(fromDevice(dDg, cols, DType::F32));
+        db.push_back(fromDevice(dDb, cols, DType::F32));
+      }
+      for (int64_t c = 0; c < cols; ++c) {
+        ASSERT_EQ(dg[1][c], 2 * dg[0][c]) << "dgamma column " << c;
+        ASSERT_EQ(db[1][c], 2 * db[0][c]) << "dbeta column " << c;
+      }
+    }
+}
+
 TEST_F(NormalizationTest, RmsNormForwardBackward) {
   for (DType dtype : {DType::F32, DType::BF16})
     for (auto [rows, cols] : kShapes) {
