@@ -24,8 +24,7 @@ namespace {
 struct Problem {
   int64_t batch = 1, s = 0, d = 0, t = 0, dv = 0;
   bool transposeK = false;
-  /// The mask's block for each batch index: its offset (elements) and its
-  /// [rows, cols] (1 or S, 1 or T), broadcast like the add did.
+  /// The mask's block for each batch index, broadcast like the add did.
   Shape maskBlock;
   std::vector<int64_t> maskOffset;
 
@@ -37,34 +36,19 @@ struct Problem {
     d = q.shape[rank - 1];
     t = tk ? k.shape[rank - 2] : k.shape[rank - 1];
     dv = v.shape[rank - 1];
-    Shape lead(q.shape.begin(), q.shape.end() - 2);
-    batch = numElements(lead);
+    Shape scores(q.shape.begin(), q.shape.end() - 2);
+    batch = numElements(scores);
     if (!mask)
       return;
-    // Right-align the mask to [..., S, T]; its block is the last two dims.
-    int64_t mrank = mask->rank();
-    Shape full(rank, 1);
-    for (int64_t i = 0; i < mrank; ++i)
-      full[rank - mrank + i] = mask->shape[i];
-    maskBlock = {full[rank - 2], full[rank - 1]};
-    int64_t blockSize = maskBlock[0] * maskBlock[1];
-    // Strides of the mask's leading dims (0 where broadcast).
-    std::vector<int64_t> stride(rank - 2, 0);
-    int64_t step = blockSize;
-    for (int64_t i = rank - 3; i >= 0; --i) {
-      if (full[i] != 1)
-        stride[i] = step;
-      step *= full[i];
-    }
-    maskOffset.assign(batch, 0);
-    for (int64_t b = 0; b < batch; ++b) {
-      int64_t rest = b, offset = 0;
-      for (int64_t i = rank - 3; i >= 0; --i) {
-        offset += (rest % lead[i]) * stride[i];
-        rest /= lead[i];
-      }
-      maskOffset[b] = offset;
-    }
+    scores.push_back(s);
+    scores.push_back(t);
+    AttentionMaskBlocks blocks;
+    if (!attentionMaskBlocks(scores, mask->shape, blocks))
+      throw KernelError("attention: the mask " + shapeString(mask->shape) +
+                        " does not broadcast to the scores " +
+                        shapeString(scores));
+    maskBlock = blocks.block;
+    maskOffset = std::move(blocks.offsets);
   }
 };
 
@@ -115,6 +99,43 @@ template <typename F> void visitAttentionFloat(DType dtype, F &&f) {
 }
 
 } // namespace
+
+bool attentionMaskBlocks(const Shape &scores, const Shape &mask,
+                         AttentionMaskBlocks &out) {
+  int64_t rank = static_cast<int64_t>(scores.size());
+  int64_t mrank = static_cast<int64_t>(mask.size());
+  if (rank < 2 || mrank > rank)
+    return false;
+  // Right-align the mask to [..., S, T]; its block is the last two dims.
+  Shape full(rank, 1);
+  for (int64_t i = 0; i < mrank; ++i)
+    full[rank - mrank + i] = mask[i];
+  for (int64_t i = 0; i < rank; ++i)
+    if (full[i] != 1 && full[i] != scores[i])
+      return false;
+  out.block = {full[rank - 2], full[rank - 1]};
+  // Strides of the mask's leading dims in elements (0 where broadcast).
+  std::vector<int64_t> stride(rank - 2, 0);
+  int64_t step = out.block[0] * out.block[1];
+  for (int64_t i = rank - 3; i >= 0; --i) {
+    if (full[i] != 1)
+      stride[i] = step;
+    step *= full[i];
+  }
+  int64_t batch = 1;
+  for (int64_t i = 0; i < rank - 2; ++i)
+    batch *= scores[i];
+  out.offsets.assign(batch, 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t rest = b, offset = 0;
+    for (int64_t i = rank - 3; i >= 0; --i) {
+      offset += (rest % scores[i]) * stride[i];
+      rest /= scores[i];
+    }
+    out.offsets[b] = offset;
+  }
+  return true;
+}
 
 void attention(const TensorRef &q, const TensorRef &k, const TensorRef &v,
                const TensorRef *mask, const TensorRef &out, double scale,

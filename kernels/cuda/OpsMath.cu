@@ -25,6 +25,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "vlora/kernels/Cpu.h"
 #include "vlora/kernels/cuda/Gemm.h"
 #include "vlora/kernels/cuda/Ops.h"
 #include "vlora/kernels/reference/Philox.h"
@@ -148,18 +149,35 @@ Status widenedWeight(Context &ctx, const ShapeText &shape, Scratch &scratch,
   return Status::success();
 }
 
-/// f32 -> nearest bf16 (ties to even; NaN stays NaN), as the CPU's
-/// roundToBFloat16 and a cast to bf16 round.
-__global__ void roundBF16Kernel(int64_t n, const float *__restrict__ in,
-                                uint16_t *__restrict__ out) {
+/// x·scale rounded to the nearest bf16 (ties to even): into `out16` as bf16
+/// bits, or in place as f32 when `out16` is null. What f32_result's products
+/// read (the CPU: a float multiply, then roundToBFloat16).
+__global__ void scaleRoundBF16Kernel(int64_t n, float *__restrict__ x,
+                                     float scale,
+                                     uint16_t *__restrict__ out16) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t bits = __float_as_uint(in[i]);
-    if ((bits & 0x7fffffffu) > 0x7f800000u)
-      out[i] = static_cast<uint16_t>((bits >> 16) | 0x40u);
+    float v = scale == 1.0f ? x[i] : __fmul_rn(x[i], scale);
+    uint32_t bits = __float_as_uint(v);
+    uint16_t r = (bits & 0x7fffffffu) > 0x7f800000u
+                     ? static_cast<uint16_t>((bits >> 16) | 0x40u)
+                     : static_cast<uint16_t>(
+                           (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    if (out16)
+      out16[i] = r;
     else
-      out[i] = static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+      x[i] = __uint_as_float(uint32_t(r) << 16);
   }
+}
+
+Status scaleRound(Context &ctx, const ShapeText &shape, void *x, int64_t n,
+                  float scale, void *out16) {
+  if (n == 0)
+    return Status::success();
+  scaleRoundBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
+                         streamOf(ctx)>>>(n, static_cast<float *>(x), scale,
+                                          static_cast<uint16_t *>(out16));
+  return checkLaunch(shape);
 }
 
 /// A bf16 copy of f32 `t` in `scratch`, each value rounded to nearest even.
@@ -170,8 +188,10 @@ Status roundedToBF16(Context &ctx, const ShapeText &shape, Scratch &scratch,
   if (Status s = scratch.allocate(n, narrow, shape); !s)
     return s;
   if (n > 0) {
-    roundBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
-                      streamOf(ctx)>>>(n, t.as<const float>(), narrow);
+    // The kernel reads x (not written when it writes out16).
+    scaleRoundBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
+                           streamOf(ctx)>>>(
+        n, const_cast<float *>(t.as<const float>()), 1.0f, narrow);
     if (Status s = checkLaunch(shape); !s)
       return s;
   }
@@ -1268,37 +1288,6 @@ namespace {
 /// The most scratch one attention call holds for its f32 blocks of scores.
 constexpr int64_t kAttentionScratchBytes = int64_t(256) << 20;
 
-/// x·scale rounded to the nearest bf16 (ties to even): into `out16` as bf16
-/// bits, or in place as f32 when `out16` is null. What f32_result's products
-/// read (the CPU: a float multiply, then roundToBFloat16).
-__global__ void scaleRoundBF16Kernel(int64_t n, float *__restrict__ x,
-                                     float scale,
-                                     uint16_t *__restrict__ out16) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float v = scale == 1.0f ? x[i] : __fmul_rn(x[i], scale);
-    uint32_t bits = __float_as_uint(v);
-    uint16_t r = (bits & 0x7fffffffu) > 0x7f800000u
-                     ? static_cast<uint16_t>((bits >> 16) | 0x40u)
-                     : static_cast<uint16_t>(
-                           (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-    if (out16)
-      out16[i] = r;
-    else
-      x[i] = __uint_as_float(uint32_t(r) << 16);
-  }
-}
-
-Status scaleRound(Context &ctx, const ShapeText &shape, void *x, int64_t n,
-                  float scale, void *out16) {
-  if (n == 0)
-    return Status::success();
-  scaleRoundBF16Kernel<<<blocksFor(n, kThreads, 4096), kThreads, 0,
-                         streamOf(ctx)>>>(n, static_cast<float *>(x), scale,
-                                          static_cast<uint16_t *>(out16));
-  return checkLaunch(shape);
-}
-
 /// The attention problem (see cpu::attention): sizes, the mask's block and
 /// its offset for each batch index, and the precision: `rounded` for
 /// f32_result (an f32 result with bf16 operands: P, dO and dS rounded to
@@ -1349,33 +1338,14 @@ Status attentionProblem(const ShapeText &shape, const TensorRef &q,
   p.maskOffset.assign(p.batch, 0);
   if (!mask)
     return Status::success();
-  int64_t mrank = mask->rank();
-  if (mrank > rank)
-    return fail(shape, "the mask has a higher rank than the scores");
-  Shape full(rank, 1);
-  for (int64_t i = 0; i < mrank; ++i)
-    full[rank - mrank + i] = mask->shape[i];
-  for (int64_t i = 0; i < rank; ++i) {
-    int64_t want = i < rank - 2 ? lead[i] : (i == rank - 2 ? p.s : p.t);
-    if (full[i] != 1 && full[i] != want)
-      return fail(shape, "the mask does not broadcast to the scores");
-  }
-  p.maskBlock = {full[rank - 2], full[rank - 1]};
-  std::vector<int64_t> stride(rank - 2, 0);
-  int64_t step = p.maskBlock[0] * p.maskBlock[1];
-  for (int64_t i = rank - 3; i >= 0; --i) {
-    if (full[i] != 1)
-      stride[i] = step;
-    step *= full[i];
-  }
-  for (int64_t b = 0; b < p.batch; ++b) {
-    int64_t rest = b, offset = 0;
-    for (int64_t i = rank - 3; i >= 0; --i) {
-      offset += (rest % lead[i]) * stride[i];
-      rest /= lead[i];
-    }
-    p.maskOffset[b] = offset;
-  }
+  Shape scores = lead;
+  scores.push_back(p.s);
+  scores.push_back(p.t);
+  cpu::AttentionMaskBlocks blocks;
+  if (!cpu::attentionMaskBlocks(scores, mask->shape, blocks))
+    return fail(shape, "the mask does not broadcast to the scores");
+  p.maskBlock = blocks.block;
+  p.maskOffset = std::move(blocks.offsets);
   return Status::success();
 }
 
@@ -1396,6 +1366,23 @@ Status attentionOperands(Context &ctx, const ShapeText &shape,
   if (Status st = widenedWeight(ctx, shape, scratch, k, ko); !st)
     return st;
   return widenedWeight(ctx, shape, scratch, v, vo);
+}
+
+/// The problem and, in `scratch`, the operands the products read; `empty`
+/// when there is nothing to compute.
+Status prepareAttention(Context &ctx, const ShapeText &shape, Scratch &scratch,
+                        const TensorRef &qIn, const TensorRef &kIn,
+                        const TensorRef &vIn, const TensorRef *mask,
+                        bool transposeK, DType result, AttentionProblem &p,
+                        TensorRef &q, TensorRef &k, TensorRef &v, bool &empty) {
+  if (Status st = attentionProblem(shape, qIn, kIn, vIn, mask, transposeK,
+                                   result, p);
+      !st)
+    return st;
+  empty = p.batch == 0 || p.s == 0 || p.t == 0 || p.dv == 0;
+  if (empty)
+    return Status::success();
+  return attentionOperands(ctx, shape, scratch, p, qIn, kIn, vIn, q, k, v);
 }
 
 /// Calls f(first, count) for runs of batch indices that share a mask block,
@@ -1463,17 +1450,22 @@ Status attention(Context &ctx, const TensorRef &qIn, const TensorRef &kIn,
       "attention", {{"q", &qIn}, {"k", &kIn}, {"v", &vIn}, {"out", &out}});
   shape("scale", scale);
   AttentionProblem p;
-  if (Status st = attentionProblem(shape, qIn, kIn, vIn, mask, transposeK,
-                                   out.dtype, p);
-      !st)
-    return st;
-  if (p.batch == 0 || p.s == 0 || p.dv == 0)
-    return Status::success();
   Scratch scratch(streamOf(ctx));
   TensorRef q, k, v;
-  if (Status st = attentionOperands(ctx, shape, scratch, p, qIn, kIn, vIn, q, k, v);
+  bool empty = false;
+  if (Status st = prepareAttention(ctx, shape, scratch, qIn, kIn, vIn, mask,
+                                   transposeK, out.dtype, p, q, k, v, empty);
       !st)
     return st;
+  if (empty) {
+    // T == 0 (no keys): softmax over nothing, as the CPU gives, is zeros.
+    if (p.batch * p.s * p.dv > 0)
+      return check(cudaMemsetAsync(out.data, 0,
+                                   p.batch * p.s * p.dv * dtypeSize(p.result),
+                                   streamOf(ctx)),
+                   shape, "cudaMemsetAsync");
+    return Status::success();
+  }
   int64_t cap = attentionRunCap(p, 2);
   int64_t elements = std::min(cap, p.batch) * p.s * p.t;
   size_t bytes = dtypeSize(p.result), inBytes = dtypeSize(q.dtype);
@@ -1516,8 +1508,11 @@ Status attentionGrad(Context &ctx, const TensorRef &gradIn, const TensorRef &qIn
                              {{"grad", &gradIn}, {"q", &qIn}, {"k", &kIn}, {"v", &vIn}});
   shape("scale", scale);
   AttentionProblem p;
-  if (Status st = attentionProblem(shape, qIn, kIn, vIn, mask, transposeK,
-                                   gradIn.dtype, p);
+  Scratch scratch(streamOf(ctx));
+  TensorRef q, k, v;
+  bool empty = false;
+  if (Status st = prepareAttention(ctx, shape, scratch, qIn, kIn, vIn, mask,
+                                   transposeK, gradIn.dtype, p, q, k, v, empty);
       !st)
     return st;
   if (gradQ.dtype != p.result || gradK.dtype != p.result ||
@@ -1530,13 +1525,8 @@ Status attentionGrad(Context &ctx, const TensorRef &gradIn, const TensorRef &qIn
                           shape, "cudaMemsetAsync");
         !st)
       return st;
-  if (p.batch == 0 || p.s == 0 || p.t == 0)
+  if (empty)
     return Status::success();
-  Scratch scratch(streamOf(ctx));
-  TensorRef q, k, v;
-  if (Status st = attentionOperands(ctx, shape, scratch, p, qIn, kIn, vIn, q, k, v);
-      !st)
-    return st;
   // f32_result: dO rounded to bf16 once (bf16 bits, or bf16-exact f32).
   TensorRef grad = gradIn;
   if (p.rounded) {

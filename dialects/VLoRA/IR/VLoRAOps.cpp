@@ -1130,15 +1130,23 @@ inferAttention(ShapeError err, StringRef opName, Value qv, Value kv, Value vv,
   return RankedTensorType::get(out, resultType);
 }
 
+/// inferAttention on an attention op's adaptor.
+template <typename AdaptorT>
+static FailureOr<RankedTensorType>
+inferAttentionOf(std::optional<Location> loc, StringRef opName,
+                 AdaptorT &adaptor) {
+  return inferAttention(ShapeError{loc}, opName, adaptor.getQ(),
+                        adaptor.getK(), adaptor.getV(), adaptor.getMask(),
+                        adaptor.getTransposeK(),
+                        adaptor.getScale().convertToDouble(),
+                        adaptor.getF32Result());
+}
+
 LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &types) {
-  auto type = inferAttention(ShapeError{loc}, getOperationName(),
-                             adaptor.getQ(), adaptor.getK(), adaptor.getV(),
-                             adaptor.getMask(), adaptor.getTransposeK(),
-                             adaptor.getScale().convertToDouble(),
-                             adaptor.getF32Result());
+  auto type = inferAttentionOf(loc, getOperationName(), adaptor);
   if (failed(type))
     return failure();
   types.push_back(*type);
@@ -1149,11 +1157,7 @@ LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
                                                 std::optional<Location> loc,
                                                 Adaptor adaptor,
                                                 SmallVectorImpl<Type> &types) {
-  auto type = inferAttention(ShapeError{loc}, getOperationName(),
-                             adaptor.getQ(), adaptor.getK(), adaptor.getV(),
-                             adaptor.getMask(), adaptor.getTransposeK(),
-                             adaptor.getScale().convertToDouble(),
-                             adaptor.getF32Result());
+  auto type = inferAttentionOf(loc, getOperationName(), adaptor);
   if (failed(type))
     return failure();
   if (adaptor.getGrad().getType() != *type)

@@ -202,6 +202,16 @@ void linearCrossEntropy(const TensorRef &input, const TensorRef &weight,
 void attention(const TensorRef &q, const TensorRef &k, const TensorRef &v,
                const TensorRef *mask, const TensorRef &out, double scale,
                bool transposeK);
+/// An attention mask read one [S, T] block of scores at a time: the mask's
+/// block ([rows, cols], each 1 or S / T) and, for each leading index of the
+/// scores [..., S, T], the element offset of its block (0 along broadcast
+/// dimensions). False when the mask does not broadcast to the scores.
+struct AttentionMaskBlocks {
+  Shape block;
+  std::vector<int64_t> offsets;
+};
+bool attentionMaskBlocks(const Shape &scores, const Shape &mask,
+                         AttentionMaskBlocks &out);
 /// The gradients of attention for q, k and v (k's layout), the
 /// probabilities recomputed one [S, T] block at a time.
 void attentionGrad(const TensorRef &grad, const TensorRef &q,
