@@ -51,6 +51,22 @@ public:
   virtual Status runStep(size_t index) = 0;
   /// Copies value `value` (any storage) to the host.
   virtual Status read(uint32_t value, void *host) = 0;
+  /// Where value `value` lives in this backend's memory (host memory for
+  /// `cpu`, device memory for `cuda`): the source of copyIn() between
+  /// backends of one kind.
+  virtual const void *address(uint32_t value) const = 0;
+  /// Copies each copy's value bytes from `source` (an address() of this
+  /// backend or of another of the same kind whose work has finished) into
+  /// arena value `value`, without passing through the host. Every source is
+  /// read before any value is written: a program's outputs may share arena
+  /// bytes with its inputs.
+  struct Copy {
+    uint32_t value;
+    const void *source;
+  };
+  virtual Status copyIn(const std::vector<Copy> &copies) = 0;
+  /// Zeroes arena value `value`.
+  virtual Status zero(uint32_t value) = 0;
   /// The device memory of this process's backends of this kind; false for
   /// host backends.
   virtual bool deviceMemory(DeviceMemoryUse &use) const {

@@ -335,6 +335,60 @@ Status Runtime::setInput(const std::string &name, DType dtype,
   return Error("the bundle has no input '" + name + "'");
 }
 
+Status Runtime::setInputsFrom(
+    const std::vector<std::pair<std::string, std::string>> &pairs,
+    const Runtime &source) {
+  if (source.device_ != device_)
+    return Error("inputs cannot come from a runtime on device '" + source.device_ +
+                 "' (this one is on '" + device_ + "')");
+  std::vector<Backend::Copy> copies;
+  std::vector<size_t> set;
+  for (const auto &[name, sourceName] : pairs) {
+    const Binding *from = nullptr;
+    for (const Binding &b : source.program_.outputs)
+      if (b.name == sourceName)
+        from = &b;
+    if (from && !source.ran_)
+      return Error("output '" + sourceName + "' read before a successful run");
+    if (!from)
+      for (const Binding &b : source.program_.inputs)
+        if (b.name == sourceName)
+          from = &b;
+    if (!from)
+      return Error("the source bundle has no output or input '" + sourceName + "'");
+    const ProgramValue &sv = source.program_.values[from->value];
+    size_t i = 0;
+    while (i < inputs_.size() && inputs_[i].name != name)
+      ++i;
+    if (i == inputs_.size())
+      return Error("the bundle has no input '" + name + "'");
+    uint32_t value = program_.inputs[i].value;
+    const ProgramValue &v = program_.values[value];
+    if (sv.dtype != v.dtype || sv.shape != v.shape)
+      return Error("input '" + name + "' is " + userTypeString(v.dtype, v.shape) +
+                   ", '" + sourceName + "' is " + userTypeString(sv.dtype, sv.shape));
+    copies.push_back({value, source.backend_->address(from->value)});
+    set.push_back(i);
+  }
+  Status s = backend_->copyIn(copies);
+  if (s)
+    for (size_t i : set)
+      inputSet_[i] = true;
+  return s;
+}
+
+Status Runtime::setInputZero(const std::string &name) {
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (inputs_[i].name != name)
+      continue;
+    Status s = backend_->zero(program_.inputs[i].value);
+    if (s)
+      inputSet_[i] = true;
+    return s;
+  }
+  return Error("the bundle has no input '" + name + "'");
+}
+
 Status Runtime::run() {
   for (size_t i = 0; i < inputs_.size(); ++i)
     if (!inputSet_[i])

@@ -67,6 +67,16 @@ public:
                   const kernels::Shape &shape, const void *data, size_t bytes);
   /// Runs the program; every input must have been set.
   Status run();
+  /// Sets each input `first` from `source`'s output (after its run) or
+  /// input `second` of the same element type and shape, on the device (both
+  /// runtimes on the same device; `source` may be this runtime: every source
+  /// is read before any input is written). The training loop passes
+  /// adapters, gradients and optimizer state between train_step and
+  /// optimizer_step this way. Nothing is written when a pair is refused.
+  Status setInputsFrom(const std::vector<std::pair<std::string, std::string>> &pairs,
+                       const Runtime &source);
+  /// Sets input `name` to zeros, on the device.
+  Status setInputZero(const std::string &name);
   /// The device memory of this process's backends (Backend::deviceMemory);
   /// false on the CPU.
   bool deviceMemory(DeviceMemoryUse &use) const;

@@ -94,6 +94,33 @@ public:
     return Status::success();
   }
 
+  const void *address(uint32_t value) const override { return pointer(value); }
+
+  Status copyIn(const std::vector<Copy> &copies) override {
+    // Staged: every source read before any value is written.
+    std::vector<std::vector<uint8_t>> staged;
+    for (const Copy &c : copies) {
+      const ProgramValue &v = program_->values[c.value];
+      if (v.storage != Storage::Arena)
+        return Error(program_->describeValue(c.value) + " is not in the arena");
+      const auto *from = static_cast<const uint8_t *>(c.source);
+      staged.emplace_back(from, from + v.bytes);
+    }
+    for (size_t i = 0; i < copies.size(); ++i)
+      if (!staged[i].empty())
+        std::memcpy(pointer(copies[i].value), staged[i].data(), staged[i].size());
+    return Status::success();
+  }
+
+  Status zero(uint32_t value) override {
+    const ProgramValue &v = program_->values[value];
+    if (v.storage != Storage::Arena)
+      return Error(program_->describeValue(value) + " is not in the arena");
+    if (v.bytes)
+      std::memset(pointer(value), 0, v.bytes);
+    return Status::success();
+  }
+
   Status run() override {
     for (size_t i = 0; i < program_->steps.size(); ++i) {
       const ProgramStep &step = program_->steps[i];

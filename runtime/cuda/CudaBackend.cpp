@@ -369,6 +369,61 @@ public:
     return Status::success();
   }
 
+  const void *address(uint32_t value) const override { return pointer(value); }
+
+  Status copyIn(const std::vector<Copy> &copies) override {
+    // Staged through one stream-ordered buffer: every source is read before
+    // any value is written.
+    uint64_t total = 0;
+    std::vector<uint64_t> at;
+    for (const Copy &c : copies) {
+      const ProgramValue &v = program_->values[c.value];
+      if (v.storage != Storage::Arena)
+        return Error(program_->describeValue(c.value) + " is not in the arena");
+      at.push_back(total);
+      total += alignUp(v.bytes);
+    }
+    if (total == 0)
+      return Status::success();
+    void *staging = nullptr;
+    cudaError_t e = cudaMallocAsync(&staging, total, stream_);
+    auto *bytes = static_cast<uint8_t *>(staging);
+    for (size_t i = 0; i < copies.size() && e == cudaSuccess; ++i)
+      if (uint64_t n = program_->values[copies[i].value].bytes)
+        e = cudaMemcpyAsync(bytes + at[i], copies[i].source, n,
+                            cudaMemcpyDeviceToDevice, stream_);
+    for (size_t i = 0; i < copies.size() && e == cudaSuccess; ++i)
+      if (uint64_t n = program_->values[copies[i].value].bytes)
+        e = cudaMemcpyAsync(pointer(copies[i].value), bytes + at[i], n,
+                            cudaMemcpyDeviceToDevice, stream_);
+    if (staging)
+      cudaFreeAsync(staging, stream_);
+    if (e == cudaSuccess)
+      e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess)
+      return Error("cannot copy " + std::to_string(copies.size()) +
+                   " values within the GPU: " + cudaText(e));
+    for (const Copy &c : copies)
+      if (Status s = mirrorToReference(c.value); !s)
+        return s;
+    return Status::success();
+  }
+
+  Status zero(uint32_t value) override {
+    const ProgramValue &v = program_->values[value];
+    if (v.storage != Storage::Arena)
+      return Error(program_->describeValue(value) + " is not in the arena");
+    if (v.bytes == 0)
+      return Status::success();
+    cudaError_t e = cudaMemsetAsync(pointer(value), 0, v.bytes, stream_);
+    if (e == cudaSuccess)
+      e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess)
+      return Error("cannot clear " + program_->describeValue(value) +
+                   " on the GPU: " + cudaText(e));
+    return reference_ ? reference_->zero(value) : Status::success();
+  }
+
   Status read(uint32_t value, void *host) override {
     const ProgramValue &v = program_->values[value];
     if (Status s = copyToHost(host, pointer(value), v.bytes); !s)
@@ -557,6 +612,17 @@ private:
     if (e == cudaSuccess)
       e = cudaStreamSynchronize(stream_);
     return e == cudaSuccess ? Status::success() : Status(Error(cudaText(e)));
+  }
+
+  /// VLORA_CUDA_CHECK=cpu: the CPU reference gets the bytes a device copy
+  /// wrote (through the host: its memory is not the device's).
+  Status mirrorToReference(uint32_t value) {
+    if (!reference_)
+      return Status::success();
+    std::vector<uint8_t> host(program_->values[value].bytes);
+    if (Status s = copyToHost(host.data(), pointer(value), host.size()); !s)
+      return s;
+    return reference_->write(value, host.data());
   }
 
   Error stepError(size_t index, const std::string &message) const {

@@ -200,7 +200,13 @@ private:
   std::string dataHash_;
   StepPlan plan_;
   CheckpointState state_;
-  std::vector<std::vector<float>> grads_;
+  /// After the first optimizer step the adapters and both AdamW moments
+  /// live in optimizer_step's outputs, on the device: the next step's inputs
+  /// are copied from there (gradients from train_step's outputs), never
+  /// through the host. state_ is refreshed from them only when the host
+  /// needs it (a checkpoint, the final adapters): hostStale_.
+  bool deviceState_ = false, hostStale_ = false;
+  Status syncHost();
   std::vector<MetricsRecord> metrics_;
   std::unique_ptr<std::FILE, int (*)(std::FILE *)> metricsFile_{nullptr, &std::fclose};
   std::string lastCheckpoint_;
@@ -362,7 +368,6 @@ Status Trainer::initialState() {
     s.expAvg.assign(n, 0.0f);
     s.expAvgSq.assign(n, 0.0f);
     state_.adapters.push_back(std::move(s));
-    grads_.emplace_back(n, 0.0f);
   }
   auto &opts = state_.options;
   opts["learning_rate"] = number(o_.learningRate);
@@ -464,14 +469,31 @@ Status Trainer::step(int64_t t) {
     totalValid += n;
   }
 
-  for (auto &g : grads_)
-    std::fill(g.begin(), g.end(), 0.0f);
   double stepLoss = 0;
+  bool accumulated = false; // a micro-batch has written gradients
   for (int64_t i = 0; i < count; ++i) {
     int64_t micro = state_.microStep++;
     if (valid[i] == 0)
       continue;
     Runtime &ts = *trainStep_;
+    // Device copies first (the previous micro-batch's gradients may share
+    // arena bytes with the inputs written below): the accumulated
+    // gradients, and, after the first optimizer step, the adapters.
+    {
+      std::vector<std::pair<std::string, std::string>> own, fromOptimizer;
+      for (const AdapterState &ad : state_.adapters) {
+        if (accumulated)
+          own.emplace_back(ad.name + ".grad", ad.name + ".grad");
+        if (deviceState_)
+          fromOptimizer.emplace_back(ad.name, ad.name);
+      }
+      if (!own.empty())
+        if (Status s = ts.setInputsFrom(own, ts); !s)
+          return s;
+      if (!fromOptimizer.empty())
+        if (Status s = ts.setInputsFrom(fromOptimizer, *optimizerStep_); !s)
+          return s;
+    }
     const DatasetSpec &spec = data_->spec();
     for (size_t k = 0; k < spec.tensors.size(); ++k) {
       std::vector<uint8_t> bytes = data_->gather(k, batches[i]);
@@ -488,12 +510,15 @@ Status Trainer::step(int64_t t) {
       if (Status s = ts.setInput("dropout_rng", DType::I64, {2}, rng, sizeof(rng)); !s)
         return s;
     }
-    for (size_t a = 0; a < state_.adapters.size(); ++a) {
-      const AdapterState &ad = state_.adapters[a];
-      if (Status s = setFloats(ts, ad.name, ad.shape, ad.value); !s)
-        return s;
-      if (Status s = setFloats(ts, ad.name + ".grad", ad.shape, grads_[a]); !s)
-        return s;
+    // Before the first optimizer step the adapters come from the host; the
+    // first micro-batch's gradient input is zeros.
+    for (const AdapterState &ad : state_.adapters) {
+      if (!deviceState_)
+        if (Status s = setFloats(ts, ad.name, ad.shape, ad.value); !s)
+          return s;
+      if (!accumulated)
+        if (Status s = ts.setInputZero(ad.name + ".grad"); !s)
+          return s;
     }
     if (Status s = ts.run(); !s)
       return Error("step " + std::to_string(t) + ": train_step: " + s.message());
@@ -508,9 +533,7 @@ Status Trainer::step(int64_t t) {
                                             : "the last checkpoint " + lastCheckpoint_ +
                                                   " is kept") +
                    ")");
-    for (size_t a = 0; a < state_.adapters.size(); ++a)
-      if (Status s = readFloats(ts, state_.adapters[a].name + ".grad", grads_[a]); !s)
-        return s;
+    accumulated = true;
     stepLoss += double(*loss) * double(valid[i]);
     tokensSinceLog_ += B * info_.sequenceLength;
   }
@@ -519,16 +542,36 @@ Status Trainer::step(int64_t t) {
   double lr = o_.learningRate *
               lrMultiplier(o_.scheduler, t - 1, o_.warmupSteps, plan_.totalSteps);
   Runtime &os = *optimizerStep_;
-  for (size_t a = 0; a < state_.adapters.size(); ++a) {
-    const AdapterState &ad = state_.adapters[a];
-    if (Status s = setFloats(os, ad.name, ad.shape, ad.value); !s)
-      return s;
-    if (Status s = setFloats(os, ad.name + ".grad", ad.shape, grads_[a]); !s)
-      return s;
-    if (Status s = setFloats(os, ad.name + ".exp_avg", ad.shape, ad.expAvg); !s)
-      return s;
-    if (Status s = setFloats(os, ad.name + ".exp_avg_sq", ad.shape, ad.expAvgSq); !s)
-      return s;
+  // The adapters and moments: the host's before the first step, then this
+  // program's own outputs (device copies, before anything is written); the
+  // gradients from train_step's outputs, or zeros when no micro-batch ran.
+  {
+    std::vector<std::pair<std::string, std::string>> own, grads;
+    for (const AdapterState &ad : state_.adapters) {
+      for (const std::string &name :
+           {ad.name, ad.name + ".exp_avg", ad.name + ".exp_avg_sq"})
+        if (deviceState_)
+          own.emplace_back(name, name);
+      if (accumulated)
+        grads.emplace_back(ad.name + ".grad", ad.name + ".grad");
+    }
+    if (!own.empty())
+      if (Status s = os.setInputsFrom(own, os); !s)
+        return s;
+    if (!grads.empty())
+      if (Status s = os.setInputsFrom(grads, *trainStep_); !s)
+        return s;
+  }
+  for (const AdapterState &ad : state_.adapters) {
+    if (!deviceState_)
+      for (auto [name, host] :
+           {std::pair(ad.name, &ad.value), std::pair(ad.name + ".exp_avg", &ad.expAvg),
+            std::pair(ad.name + ".exp_avg_sq", &ad.expAvgSq)})
+        if (Status s = setFloats(os, name, ad.shape, *host); !s)
+          return s;
+    if (!accumulated)
+      if (Status s = os.setInputZero(ad.name + ".grad"); !s)
+        return s;
   }
   float maxNorm = o_.maxGradNorm > 0 ? float(o_.maxGradNorm)
                                      : std::numeric_limits<float>::infinity();
@@ -549,14 +592,8 @@ Status Trainer::step(int64_t t) {
                                           : "the last checkpoint " + lastCheckpoint_ +
                                                 " is kept") +
                  ")");
-  for (AdapterState &ad : state_.adapters) {
-    if (Status s = readFloats(os, ad.name, ad.value); !s)
-      return s;
-    if (Status s = readFloats(os, ad.name + ".exp_avg", ad.expAvg); !s)
-      return s;
-    if (Status s = readFloats(os, ad.name + ".exp_avg_sq", ad.expAvgSq); !s)
-      return s;
-  }
+  deviceState_ = true;
+  hostStale_ = true;
   state_.globalStep = t;
   lastGradNorm_ = *gradNorm;
   lastLr_ = lr;
@@ -572,8 +609,26 @@ Status Trainer::step(int64_t t) {
   return Status::success();
 }
 
+Status Trainer::syncHost() {
+  if (!hostStale_)
+    return Status::success();
+  Runtime &os = *optimizerStep_;
+  for (AdapterState &ad : state_.adapters) {
+    if (Status s = readFloats(os, ad.name, ad.value); !s)
+      return s;
+    if (Status s = readFloats(os, ad.name + ".exp_avg", ad.expAvg); !s)
+      return s;
+    if (Status s = readFloats(os, ad.name + ".exp_avg_sq", ad.expAvgSq); !s)
+      return s;
+  }
+  hostStale_ = false;
+  return Status::success();
+}
+
 Status Trainer::save(int64_t t) {
   (void)t;
+  if (Status s = syncHost(); !s)
+    return s;
   Expected<std::string> dir = writeCheckpoint(o_.outputDir, state_, adapterConfig_);
   if (!dir)
     return dir.error();
@@ -639,6 +694,8 @@ void Trainer::progress(int64_t t) {
 }
 
 Status Trainer::finish() {
+  if (Status s = syncHost(); !s)
+    return s;
   std::string adapterPath = join(o_.outputDir, "adapter_model.safetensors");
   std::string configPath = join(o_.outputDir, "adapter_config.json");
   std::vector<runtime::SafetensorsEntry> entries;
