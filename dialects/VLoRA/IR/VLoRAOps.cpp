@@ -256,6 +256,13 @@ static Type productType(Type data, Type weight, bool f32Result) {
   return Type();
 }
 
+/// The hint after a productType refusal: which element types may meet.
+static std::string mixHint(bool f32Result, StringRef activation) {
+  if (f32Result)
+    return " (with f32_result each must be bf16 or f32)";
+  return (" (only an f32 " + activation + " with a bf16 weight may mix)").str();
+}
+
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
                                          std::optional<Location> loc,
                                          Adaptor adaptor,
@@ -273,9 +280,7 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   if (!product)
     return err.emit() << "'vlora.matmul' operands have element types " << lt
                       << " and " << rt
-                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
-                                    : " (only an f32 operand with a bf16 weight "
-                                      "may mix)");
+                      << mixHint(f32Result, "operand");
   ArrayRef<int64_t> ls = lhs.getShape(), rs = rhs.getShape();
   int64_t m = ls[ls.size() - 2], kl = ls.back();
   if (adaptor.getTransposeA())
@@ -919,9 +924,7 @@ LogicalResult LoRAMatmulOp::inferReturnTypes(MLIRContext *,
     return err.emit() << "'vlora.lora_matmul' input and weight have element "
                          "types "
                       << x.getElementType() << " and " << w.getElementType()
-                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
-                                    : " (only an f32 input with a bf16 weight "
-                                      "may mix)");
+                      << mixHint(f32Result, "input");
   if (a.getElementType() != b.getElementType())
     return err.emit() << "'vlora.lora_matmul' A and B have different element "
                          "types "
@@ -1047,9 +1050,7 @@ LogicalResult LinearCrossEntropyOp::inferReturnTypes(
     return err.emit() << "'vlora.linear_cross_entropy' input and weight have "
                          "element types "
                       << input.getElementType() << " and " << weight.getElementType()
-                      << (f32Result ? " (with f32_result each must be bf16 or f32)"
-                                    : " (only an f32 input with a bf16 weight "
-                                      "may mix)");
+                      << mixHint(f32Result, "input");
   int64_t d = adaptor.getTransposeB() ? weight.getDimSize(1) : weight.getDimSize(0);
   if (d != input.getDimSize(2))
     return err.emit() << "'vlora.linear_cross_entropy' weight "
