@@ -218,6 +218,70 @@ def VLoRAMixedPrecision : Pass<"vlora-mixed-precision", "mlir::ModuleOp"> {
   ];
 }
 
+def VLoRARematerialize : Pass<"vlora-rematerialize", "mlir::ModuleOp"> {
+  let summary = "Recompute cheap forward values in the backward instead of "
+                "keeping them (min-cut)";
+  let description = [{
+    In every function with an argument named `loss_scale` (the
+    `@train_step` of `--vlora-build-training-step`), the forward is every op
+    before the first one that reads `loss_scale` (the seed of the reverse
+    sweep: the fused loss or `cross_entropy_grad`, which reads what the
+    forward has just computed), the backward every op after it. Forward
+    values the backward reads are kept alive from the forward to the
+    backward: the activations that set the training step's peak memory.
+
+    The pass chooses which of them to keep and which to recompute in the
+    backward so that the bytes kept are minimal, as a minimum cut (the
+    partitioner of PyTorch's AOTAutograd works the same way): every forward
+    value is a node whose cut costs its bytes; parameters, constants and the
+    function's arguments are free; a value computed by an op that is not
+    cheap (`matmul`, `lora_matmul`, `conv`, `attention`, losses, anything
+    outside the list below) must be computed by the forward; every value the
+    backward reads must be reachable from kept values through cheap ops.
+    Among the minimum cuts it takes the one nearest the backward (the least
+    recomputation). Cheap ops are the elementwise ops (unary, binary,
+    comparisons, `where`, `cast`), the data movement ops (`reshape`,
+    `transpose`, `slice`, `concat`, `split`, `expand`, `pad`, `trilu`,
+    `gather`s, `scatter_nd`, `masked_scatter`), the reductions, `softmax`,
+    `log_softmax`, `cumsum`, `layer_norm` and `rms_norm`: memory-bound work
+    that the backward redoes from the kept values (a norm's input, a
+    `lora_matmul`'s f32 output) in place of keeping their results (the
+    normalised rows, their bf16 copies, the activation function's
+    intermediates).
+
+    Each recomputed value is cloned once, right before the first backward
+    op that reads it (its operands first), and the backward reads the clone.
+    The clones run the same kernels on the same bytes, so the step's results
+    are bitwise those of the program without the pass. Functions without a
+    `loss_scale` argument (`@main`, `@optimizer_step`) are left alone.
+
+    With `keep-bf16`, an f32 value that is kept is kept as a bf16 copy
+    (rounded to nearest even; the forward's own `vlora.cast` to bf16 of it
+    when there is one, else a new one right after it), and the backward
+    reads it widened back to f32, so each kept f32 byte counts half in the
+    cut. This is the precision autocast(bf16) keeps its activations in (a
+    linear's output, the residual stream of a bf16 model), and the step's
+    results are then no longer bitwise those of the program without the
+    pass. `vlora-compile --train` runs the pass last (`--rematerialize=false`
+    skips it); its `--mixed-precision bf16` turns `keep-bf16` on.
+
+    Runs after `--vlora-mixed-precision`, so the bf16 copies of activations
+    are values it can choose between.
+  }];
+  let options = [
+    Option<"keepBf16", "keep-bf16", "bool", /*default=*/"false",
+           "Keep the f32 values the backward reads as bf16 copies">,
+  ];
+  let statistics = [
+    Statistic<"bytesBefore", "kept-bytes-before",
+              "Bytes of forward values the backward read before the pass">,
+    Statistic<"bytesAfter", "kept-bytes-after",
+              "Bytes of forward values kept for the backward after the pass">,
+    Statistic<"numRecomputed", "recomputed-ops",
+              "Forward ops cloned into the backward">
+  ];
+}
+
 def LowerVLoRAToVLRT : Pass<"lower-vlora-to-vlrt", "mlir::ModuleOp"> {
   let summary = "Bufferize the vlora program into a vlrt program over one arena";
   let description = [{

@@ -83,6 +83,14 @@ static cl::opt<double> adamBeta2("adam-beta2", cl::desc("AdamW beta2 (0.999)"), 
 static cl::opt<double> adamEpsilon("adam-epsilon", cl::desc("AdamW epsilon (1e-8)"),
                                    cl::init(1e-8), cl::cat(trainCategory));
 
+static cl::opt<bool> rematerialize(
+    "rematerialize",
+    cl::desc("Recompute cheap forward values (norms, activations, casts, "
+             "data movement) in the backward instead of keeping them, where "
+             "that keeps fewer bytes (--vlora-rematerialize; default on, "
+             "=false keeps every value the backward reads)"),
+    cl::init(true), cl::cat(trainCategory));
+
 static cl::opt<std::string> mixedPrecision(
     "mixed-precision",
     cl::desc("f32 (default); bf16: the frozen matmul weights in bf16 "
@@ -537,6 +545,12 @@ int main(int argc, char **argv) {
       o.activations = mixedPrecision == "bf16";
       pm.addPass(vlora::createVLoRAMixedPrecision(o));
     }
+    if (train && rematerialize) {
+      // bf16 activations: what the backward keeps is bf16 too.
+      vlora::VLoRARematerializeOptions o;
+      o.keepBf16 = mixedPrecision == "bf16";
+      pm.addPass(vlora::createVLoRARematerialize(o));
+    }
     if (failed(pm.run(*module)) || errors)
       return 1;
   }
@@ -684,7 +698,9 @@ int main(int argc, char **argv) {
   llvm::json::Object optionsJson{{"input_shapes", llvm::json::Array(inputShapes)},
                                  {"lora", withLoRA},
                                  {"train", bool(train)},
-                                 {"mixed_precision", std::string(mixedPrecision)}};
+                                 {"mixed_precision", std::string(mixedPrecision)},
+                                 {"fuse_attention", bool(fuseAttention)},
+                                 {"rematerialize", bool(train && rematerialize)}};
   if (!convertedWeights.empty())
     optionsJson["converted_weights"] = std::move(convertedWeights);
   if (loraConfig)
