@@ -536,6 +536,11 @@ private:
         if (!isF32OrF64(dtypeOf(s, i)) && dtypeOf(s, i) != DType::BF16)
           return no(dtypeOf(s, i));
       return "";
+    case Kernel::FusedElementwise:
+      for (size_t i = 0; i < s.inputs.size(); ++i)
+        if (dtypeOf(s, i) != DType::F32 && dtypeOf(s, i) != DType::BF16)
+          return no(dtypeOf(s, i));
+      return "";
     case Kernel::Cumsum:
     case Kernel::Reduce:
     case Kernel::ArgMax:
@@ -647,6 +652,8 @@ private:
       return ops::where(c, in[0], in[1], in[2], out[0]);
     case Kernel::Cast:
       return ops::cast(c, in[0], out[0]);
+    case Kernel::FusedElementwise:
+      return ops::fusedElementwise(c, in, out, s.program, s.registers);
     case Kernel::Matmul:
       return ops::matmul(c, in[0], in[1], out[0], s.transposeA, s.transposeB);
     case Kernel::LoRAMatmul:
