@@ -54,7 +54,9 @@ std::string typeName(Type t) {
 bool mayWriteInPlace(Operation *op) {
   return isa<NegOp, AbsOp, ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp,
              ErfOp, SigmoidOp, SiluOp, ReluOp, SinOp, CosOp, FloorOp, CeilOp,
-             GeluOp, AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp>(op);
+             GeluOp, AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp,
+             // Each element's inputs are read before its results are written.
+             FusedElementwiseOp>(op);
 }
 
 /// A contiguous range of arena bytes shared by one or more values.

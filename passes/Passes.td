@@ -282,6 +282,35 @@ def VLoRARematerialize : Pass<"vlora-rematerialize", "mlir::ModuleOp"> {
   ];
 }
 
+def VLoRAFuseElementwise : Pass<"vlora-fuse-elementwise", "mlir::ModuleOp"> {
+  let summary = "Compute chains of elementwise ops as vlora.fused_elementwise";
+  let description = [{
+    Groups f32 elementwise ops (`neg` ... `ceil`, `gelu`, `add`, `sub`,
+    `mul`, `div`, `max`, `min`, `pow` by the constant 2 of an operand of the
+    result's shape) and the `cast`s between f32 and bf16 into
+    `vlora.fused_elementwise` ops, in every function: each group reads its
+    inputs once and writes only the values used outside it, instead of one
+    pass over memory per op. The results are bitwise those of the ops it
+    replaces (every opcode is the unfused kernel's computation).
+
+    In program order, an op joins the latest group one of its operands comes
+    from when the group's ops have the op's result shape, every other
+    operand is defined before the group's first op (where the fused op is
+    placed), the op is at most 16 ops after the group's last one (so a
+    backward op does not pull a forward value's computation, or lifetime,
+    along) and the limits of a program hold (16 inputs, 64 instructions, 8
+    results); otherwise it starts a group. Groups of one op stay as they
+    are.
+
+    Runs last, after the training step is built and rematerialised: the
+    fused op has no gradient rule.
+  }];
+  let statistics = [
+    Statistic<"numFused", "fused", "vlora.fused_elementwise ops made">,
+    Statistic<"numFusedOps", "fused-ops", "Elementwise ops they replace">
+  ];
+}
+
 def LowerVLoRAToVLRT : Pass<"lower-vlora-to-vlrt", "mlir::ModuleOp"> {
   let summary = "Bufferize the vlora program into a vlrt program over one arena";
   let description = [{

@@ -47,6 +47,7 @@ bool mayAlias(Kernel kernel, size_t position) {
   case Kernel::LogSoftmax:
   case Kernel::Cumsum:
   case Kernel::Trilu:
+  case Kernel::FusedElementwise: // each element's inputs are read first
     return true;
   case Kernel::LayerNorm:
   case Kernel::RmsNorm:

@@ -57,7 +57,9 @@ enum class Kernel {
   Expand, Pad, Trilu,
   // Training (docs/training.md).
   CrossEntropy, CrossEntropyGrad, LinearCrossEntropy, SoftmaxGrad, LayerNormGrad, LoRAMatmulGrad,
-  MaskedSelect, GlobalNorm, AdamWUpdate, Attention, AttentionGrad
+  MaskedSelect, GlobalNorm, AdamWUpdate, Attention, AttentionGrad,
+  // --vlora-fuse-elementwise (vlora/kernels/Fused.h).
+  FusedElementwise
 };
 
 /// One step with its attributes decoded (only those of its kernel are set).
@@ -85,6 +87,7 @@ struct ProgramStep {
   kernels::Shape axes; // reduce_*: normalised
   kernels::Shape perm, starts, limits, strides, pads, dilations, shape, sizes;
   kernels::DType castTo = kernels::DType::F32;
+  std::vector<int64_t> program, registers; // fused_elementwise
 
   /// "step 3 'matmul' at '/model/MatMul'" for messages.
   std::string describe(size_t index) const;

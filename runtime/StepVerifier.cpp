@@ -10,6 +10,7 @@
 #include "runtime/PlanTypes.h"
 #include "runtime/Program.h"
 #include "vlora/kernels/Cpu.h"
+#include "vlora/kernels/Fused.h"
 #include "plan.pb.h"
 
 #include <algorithm>
@@ -125,7 +126,8 @@ constexpr Kinfo kKernels[] = {
     {"global_norm", Kernel::GlobalNorm},
     {"adamw_update", Kernel::AdamWUpdate},
     {"attention", Kernel::Attention},
-    {"attention_grad", Kernel::AttentionGrad}};
+    {"attention_grad", Kernel::AttentionGrad},
+    {"fused_elementwise", Kernel::FusedElementwise}};
 
 int64_t normaliseAxis(int64_t axis, int64_t rank, const char *attr = "axis") {
   if (axis < -rank || axis >= rank)
@@ -340,6 +342,34 @@ void verifyStep(const plan::Plan &plan, size_t index, const Program &program,
       fail("attribute 'to' names an unknown element type \"" + to + "\"");
     step.castTo = *dtype;
     expectOutput(0, *dtype, in(0).shape);
+    break;
+  }
+  case Kernel::FusedElementwise: {
+    arity(1, size_t(kernels::kMaxFusedInputs), 0);
+    step.program = attrs.ints("program");
+    step.registers = attrs.ints("outputs");
+    std::vector<bool> inputIsBf16;
+    std::optional<Shape> shape = Shape{};
+    for (size_t i = 0; i < step.inputs.size(); ++i) {
+      if (in(i).dtype != DType::F32 && in(i).dtype != DType::BF16)
+        fail("input " + std::to_string(i) + " is " + type(in(i)) + "; f32 or bf16 expected");
+      inputIsBf16.push_back(in(i).dtype == DType::BF16);
+      shape = broadcast(*shape, in(i).shape);
+      if (!shape)
+        fail("input " + std::to_string(i) + " " + type(in(i)) +
+             " does not broadcast with the inputs before it");
+    }
+    std::vector<bool> registerIsBf16;
+    std::string bad = kernels::checkFusedProgram(step.program, step.registers, inputIsBf16,
+                                                 registerIsBf16);
+    if (!bad.empty())
+      fail(bad);
+    if (step.outputs.size() != step.registers.size())
+      fail("has " + std::to_string(step.registers.size()) +
+           " result registers, the plan gives " + std::to_string(step.outputs.size()) +
+           " outputs");
+    for (size_t r = 0; r < step.registers.size(); ++r)
+      expectOutput(r, registerIsBf16[step.registers[r]] ? DType::BF16 : DType::F32, *shape);
     break;
   }
   case Kernel::Matmul: {

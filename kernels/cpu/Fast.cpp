@@ -141,13 +141,6 @@ bool isF32(const TensorRef &t) { return t.dtype == DType::F32; }
 // Unary
 //===----------------------------------------------------------------------===//
 
-inline float sigmoidFast(float x) {
-  float e = expFast(-std::fabs(x)); // in (0, 1]: no overflow
-  float s = 1.0f / (1.0f + e);
-  float es = e * s;
-  return x >= 0.0f ? s : es;
-}
-
 template <typename F> void unaryLoop(const float *x, float *y, int64_t n, F f) {
   parallelFor(n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)

@@ -17,6 +17,7 @@
 #include "vlora/kernels/Ops.h"
 #include "vlora/kernels/Tensor.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -69,6 +70,14 @@ inline float expFast(float x) {
   y = x > hi ? std::numeric_limits<float>::infinity() : y;
   y = x != x ? x : y;
   return y;
+}
+
+/// The logistic function on expFast: 1 / (1 + e^-|x|) folded by sign.
+inline float sigmoidFast(float x) {
+  float e = expFast(-std::fabs(x)); // in (0, 1]: no overflow
+  float s = 1.0f / (1.0f + e);
+  float es = e * s;
+  return x >= 0.0f ? s : es;
 }
 
 /// The f32 fast paths; each returns false (doing nothing) where it does not

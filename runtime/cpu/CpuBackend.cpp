@@ -285,6 +285,8 @@ private:
     case Kernel::Binary: return cpu::binary(s.binary, in[0], in[1], out[0]);
     case Kernel::Where: return cpu::where(in[0], in[1], in[2], out[0]);
     case Kernel::Cast: return cpu::cast(in[0], out[0]);
+    case Kernel::FusedElementwise:
+      return cpu::fusedElementwise(in, out, s.program, s.registers);
     case Kernel::Matmul:
       return cpu::matmul(in[0], in[1], out[0], s.transposeA, s.transposeB);
     case Kernel::LoRAMatmul:

@@ -83,6 +83,13 @@ static cl::opt<double> adamBeta2("adam-beta2", cl::desc("AdamW beta2 (0.999)"), 
 static cl::opt<double> adamEpsilon("adam-epsilon", cl::desc("AdamW epsilon (1e-8)"),
                                    cl::init(1e-8), cl::cat(trainCategory));
 
+static cl::opt<bool> fuseElementwise(
+    "fuse-elementwise",
+    cl::desc("Compute chains of elementwise ops (and their bf16 casts) as one "
+             "kernel each (--vlora-fuse-elementwise; default on, =false keeps "
+             "one kernel per op)"),
+    cl::init(true), cl::cat(category));
+
 static cl::opt<bool> rematerialize(
     "rematerialize",
     cl::desc("Recompute cheap forward values (norms, activations, casts, "
@@ -551,6 +558,8 @@ int main(int argc, char **argv) {
       o.keepBf16 = mixedPrecision == "bf16";
       pm.addPass(vlora::createVLoRARematerialize(o));
     }
+    if (fuseElementwise)
+      pm.addPass(vlora::createVLoRAFuseElementwise());
     if (failed(pm.run(*module)) || errors)
       return 1;
   }
@@ -700,7 +709,8 @@ int main(int argc, char **argv) {
                                  {"train", bool(train)},
                                  {"mixed_precision", std::string(mixedPrecision)},
                                  {"fuse_attention", bool(fuseAttention)},
-                                 {"rematerialize", bool(train && rematerialize)}};
+                                 {"rematerialize", bool(train && rematerialize)},
+                                 {"fuse_elementwise", bool(fuseElementwise)}};
   if (!convertedWeights.empty())
     optionsJson["converted_weights"] = std::move(convertedWeights);
   if (loraConfig)

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "VLoRA/IR/VLoRAOps.h"
+#include "vlora/kernels/Fused.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -710,6 +711,40 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
     shape[*axis] += t.getDimSize(*axis);
   }
   types.push_back(first.clone(shape));
+  return success();
+}
+
+LogicalResult FusedElementwiseOp::inferReturnTypes(MLIRContext *ctx,
+                                                   std::optional<Location> loc,
+                                                   Adaptor adaptor,
+                                                   SmallVectorImpl<Type> &types) {
+  ShapeError err{loc};
+  SmallVector<int64_t> shape;
+  std::vector<bool> inputIsBf16;
+  for (auto [i, input] : llvm::enumerate(adaptor.getInputs())) {
+    auto type = tensorOf(input);
+    Type element = type.getElementType();
+    if (!element.isF32() && !element.isBF16())
+      return err.emit() << "'vlora.fused_elementwise' input " << i << " is " << type
+                        << "; f32 or bf16 expected";
+    inputIsBf16.push_back(element.isBF16());
+    auto joined = broadcastShapes(shape, type.getShape());
+    if (failed(joined))
+      return err.emit() << "'vlora.fused_elementwise' input " << i << " shape "
+                        << shapeString(type.getShape()) << " does not broadcast with "
+                        << shapeString(shape);
+    shape = *joined;
+  }
+  std::vector<int64_t> program(adaptor.getProgram().begin(), adaptor.getProgram().end());
+  std::vector<int64_t> outputs(adaptor.getOutputs().begin(), adaptor.getOutputs().end());
+  std::vector<bool> registerIsBf16;
+  std::string bad =
+      kernels::checkFusedProgram(program, outputs, inputIsBf16, registerIsBf16);
+  if (!bad.empty())
+    return err.emit() << "'vlora.fused_elementwise' " << bad;
+  Type f32 = Float32Type::get(ctx), bf16 = BFloat16Type::get(ctx);
+  for (int64_t r : outputs)
+    types.push_back(RankedTensorType::get(shape, registerIsBf16[r] ? bf16 : f32));
   return success();
 }
 

@@ -506,6 +506,44 @@ def VLoRA_SplitOp : VLoRA_Op<"split"> {
   }];
 }
 
+def VLoRA_FusedElementwiseOp : VLoRA_Op<"fused_elementwise"> {
+  let summary = "a chain of elementwise ops computed in one pass";
+  let description = [{
+    Made by `--vlora-fuse-elementwise` (which runs last, after the training
+    step is built): the results of a group of f32 elementwise ops (and their
+    casts to and from bf16) that share one output shape, computed in one
+    pass over that shape. Each input is read once, broadcast (NumPy rules)
+    to the shape; the intermediates never reach memory.
+
+    `program` is a flat list of instructions of three integers
+    `(opcode, a, b)`. Registers `0 .. n-1` are the `n` inputs, instruction
+    `k` writes register `n + k`; `a` and `b` are earlier registers, `b` is
+    `-1` for a one-operand opcode. `outputs` lists the register of each
+    result. Opcodes (`vlora/kernels/Fused.h`, part of the plan format):
+    1 neg, 2 abs, 3 exp, 4 log, 5 sqrt, 6 rsqrt, 7 reciprocal, 8 tanh,
+    9 erf, 10 sigmoid, 11 silu, 12 relu, 13 sin, 14 cos, 15 floor, 16 ceil,
+    17 gelu, 18 gelu (tanh), 19 square (`pow(x, 2)`); 32 add, 33 sub,
+    34 mul, 35 div, 36 max, 37 min; 48 round to bf16 (`cast` to bf16),
+    49 widen bf16 (`cast` to f32). Opcode 48 makes a bf16 register, 49 reads
+    one; every other opcode reads and makes f32 registers. Inputs are f32 or
+    bf16; a result has its register's element type. Each opcode computes
+    bitwise what the op of the same name computes, so the results are those
+    of the ops it replaces. At most 16 inputs, 64 instructions, 8 results.
+
+    Example (SiLU(gate) · up, in f32 and rounded to bf16):
+    ```mlir
+    %y, %yb = vlora.fused_elementwise (%gate, %up) program [10, 0, -1, 34, 0, 2, 34, 3, 1, 48, 4, -1] outputs [4, 5] : (tensor<2x8xf32>, tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x8xbf16>)
+    ```
+  }];
+  let arguments = (ins Variadic<VLoRA_Tensor>:$inputs,
+                       DenseI64ArrayAttr:$program, DenseI64ArrayAttr:$outputs);
+  let results = (outs Variadic<VLoRA_Tensor>:$results);
+  let assemblyFormat = [{
+    `(` $inputs `)` `program` $program `outputs` $outputs attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
 def VLoRA_GatherOp : VLoRA_Op<"gather"> {
   let summary = "takes slices of `data` at `indices` along one axis";
   let description = [{

@@ -46,6 +46,15 @@ void cast(const TensorRef &input, const TensorRef &out);
 /// NumPy broadcast of two shapes, or nullopt.
 std::optional<Shape> broadcastShapes(const Shape &a, const Shape &b);
 
+/// A fused elementwise program (vlora/kernels/Fused.h): every input
+/// broadcast to the results' shape; `registers` are the result registers.
+/// The program must have passed checkFusedProgram. Each opcode computes
+/// bitwise what unary / binary / cast compute for the same op.
+void fusedElementwise(const std::vector<TensorRef> &inputs,
+                      const std::vector<TensorRef> &results,
+                      const std::vector<int64_t> &program,
+                      const std::vector<int64_t> &registers);
+
 //===----------------------------------------------------------------------===//
 // Linear algebra (f32 and f64; GEMMs through BLAS)
 //===----------------------------------------------------------------------===//

@@ -50,6 +50,11 @@ Status binary(Context &ctx, BinaryOp op, const TensorRef &lhs,
 Status where(Context &ctx, const TensorRef &condition, const TensorRef &lhs,
              const TensorRef &rhs, const TensorRef &out);
 Status cast(Context &ctx, const TensorRef &input, const TensorRef &out);
+/// A fused elementwise program (vlora/kernels/Fused.h; kernels/cuda/Fused.cu).
+Status fusedElementwise(Context &ctx, const std::vector<TensorRef> &inputs,
+                        const std::vector<TensorRef> &results,
+                        const std::vector<int64_t> &program,
+                        const std::vector<int64_t> &registers);
 
 //===----------------------------------------------------------------------===//
 // Data movement, scans, reductions, gathers (kernels/cuda/OpsData.cu)
