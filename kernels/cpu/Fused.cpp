@@ -17,6 +17,7 @@
 #include "Scalar.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace vlora::kernels::cpu {
@@ -33,42 +34,63 @@ struct Input {
 };
 
 /// Loads elements [begin, begin + n) of the output index space of input
-/// `in` into `row` (widening bf16).
-void load(const Input &in, const Shape &shape, const Strides &outStrides,
-          int64_t begin, int64_t n, float *row) {
-  const TensorRef &t = *in.tensor;
-  bool bf16 = t.dtype == DType::BF16;
-  auto at = [&](int64_t offset) {
-    return bf16 ? toFloat(t.as<const BFloat16>()[offset]) : t.as<const float>()[offset];
+/// `in` (elements of type T, widened to f32) into `row`; `index` is
+/// scratch.
+template <typename T>
+void loadAs(const Input &in, const Shape &shape, const Strides &outStrides,
+            int64_t begin, int64_t n, float *row, std::vector<int64_t> &index) {
+  const T *x = in.tensor->as<const T>();
+  auto at = [x](int64_t offset) {
+    if constexpr (std::is_same_v<T, BFloat16>)
+      return toFloat(x[offset]);
+    else
+      return x[offset];
   };
   if (in.full) {
     for (int64_t i = 0; i < n; ++i)
       row[i] = at(begin + i);
     return;
   }
-  if (t.numel() == 1) {
+  if (in.tensor->numel() == 1) {
     std::fill(row, row + n, at(0));
     return;
   }
-  // The multi-index of `begin`, then step it element by element.
+  // The multi-index of `begin`, then runs along the innermost dimension
+  // (a fill or a strided walk each), carrying into the outer ones.
   int64_t rank = static_cast<int64_t>(shape.size());
-  std::vector<int64_t> index(rank);
+  index.assign(rank, 0);
   int64_t offset = 0;
   for (int64_t d = 0, rest = begin; d < rank; ++d) {
     index[d] = rest / outStrides[d];
     rest %= outStrides[d];
     offset += index[d] * in.strides[d];
   }
-  for (int64_t i = 0; i < n; ++i) {
-    row[i] = at(offset);
-    for (int64_t d = rank - 1; d >= 0; --d) {
-      offset += in.strides[d];
-      if (++index[d] < shape[d])
-        break;
+  int64_t inner = shape[rank - 1], step = in.strides[rank - 1];
+  for (int64_t i = 0; i < n;) {
+    int64_t run = std::min(n - i, inner - index[rank - 1]);
+    if (step == 0)
+      std::fill(row + i, row + i + run, at(offset));
+    else
+      for (int64_t k = 0; k < run; ++k)
+        row[i + k] = at(offset + k * step);
+    i += run;
+    offset += run * step;
+    index[rank - 1] += run;
+    for (int64_t d = rank - 1; d > 0 && index[d] == shape[d]; --d) {
       offset -= in.strides[d] * shape[d];
       index[d] = 0;
+      offset += in.strides[d - 1];
+      ++index[d - 1];
     }
   }
+}
+
+void load(const Input &in, const Shape &shape, const Strides &outStrides, int64_t begin,
+          int64_t n, float *row, std::vector<int64_t> &index) {
+  if (in.tensor->dtype == DType::BF16)
+    loadAs<BFloat16>(in, shape, outStrides, begin, n, row, index);
+  else
+    loadAs<float>(in, shape, outStrides, begin, n, row, index);
 }
 
 template <typename F> inline void each(const float *a, float *y, int64_t n, F f) {
@@ -141,6 +163,7 @@ void fusedElementwise(const std::vector<TensorRef> &inputs,
     // Register rows; a full f32 input is read where it lies.
     std::vector<float> storage(static_cast<size_t>((numInputs + count) * kBlock));
     std::vector<const float *> reg(numInputs + count);
+    std::vector<int64_t> index;
     for (int64_t begin = first; begin < last; begin += kBlock) {
       int64_t n = std::min(kBlock, last - begin);
       for (int64_t j = 0; j < numInputs; ++j) {
@@ -149,7 +172,7 @@ void fusedElementwise(const std::vector<TensorRef> &inputs,
           reg[j] = inputs[j].as<const float>() + begin;
           continue;
         }
-        load(ins[j], shape, outStrides, begin, n, row);
+        load(ins[j], shape, outStrides, begin, n, row, index);
         reg[j] = row;
       }
       for (int64_t k = 0; k < count; ++k) {

@@ -931,3 +931,79 @@ func.func @attention_f32_result_f16(%q: tensor<2x8x16xf16>, %k: tensor<2x16x8xbf
   %0 = vlora.attention %q, %k, %v scale 0.25 f32_result : (tensor<2x8x16xf16>, tensor<2x16x8xbf16>, tensor<2x8x4xbf16>) -> tensor<2x8x4xf32>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// fused_elementwise
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @fused_unknown_opcode(%x: tensor<4xf32>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' instruction 0 (opcode 20): unknown opcode}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [20, 0, -1] outputs [1] : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_later_register(%x: tensor<4xf32>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' instruction 1 (opcode 32): operand register 2 is not an earlier register}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [1, 0, -1, 32, 2, 0] outputs [2] : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_unary_second_operand(%x: tensor<4xf32>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' instruction 0 (opcode 3): second operand 0 must be -1}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [3, 0, 0] outputs [1] : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_bf16_register(%x: tensor<4xbf16>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' instruction 0 (opcode 3): reads a bf16 register where it takes f32}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [3, 0, -1] outputs [1] : (tensor<4xbf16>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_input_result(%x: tensor<4xf32>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' result register 0 is not an instruction's}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [3, 0, -1] outputs [0] : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_input_type(%x: tensor<4xi64>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' input 0 is 'tensor<4xi64>'; f32 or bf16 expected}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [3, 0, -1] outputs [1] : (tensor<4xi64>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_broadcast(%x: tensor<4xf32>, %y: tensor<3xf32>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' input 1 shape [3] does not broadcast with [4]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x, %y) program [32, 0, 1] outputs [2] : (tensor<4xf32>, tensor<3xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_result_type(%x: tensor<4xf32>) {
+  // expected-error @+2 {{'vlora.fused_elementwise' op inferred type(s) 'tensor<4xbf16>' are incompatible with return type(s) of operation 'tensor<4xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = vlora.fused_elementwise(%x) program [48, 0, -1] outputs [1] : (tensor<4xf32>) -> tensor<4xf32>
+  return
+}

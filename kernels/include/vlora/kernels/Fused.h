@@ -20,7 +20,8 @@
 // Each opcode computes bitwise what the unfused kernel of the same op
 // computes on the same backend (the CPU kernels' f32 paths, the CUDA twins),
 // so a fused program's results equal the unfused ops' results on that
-// backend.
+// backend (a NaN may differ in sign or payload: vectorised loops may swap
+// the operands of a commutative op).
 //
 //===----------------------------------------------------------------------===//
 
