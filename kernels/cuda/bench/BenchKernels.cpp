@@ -16,6 +16,8 @@
 #include "vlora/kernels/cuda/Loss.h"
 #include "vlora/kernels/cuda/Normalization.h"
 #include "vlora/kernels/cuda/Optimizer.h"
+#include "vlora/kernels/cuda/Ops.h"
+#include "vlora/kernels/Fused.h"
 
 #include <cuda_runtime.h>
 
@@ -264,7 +266,7 @@ void benchLora(Context &ctx, Json &json, int64_t m, int64_t k, int64_t n,
 
 int main(int argc, char **argv) {
   // vlora-bench-kernels [out.json] [section...]: sections lora, attention,
-  // memory (default: all; the copy bandwidth is always measured).
+  // memory, fused (default: all; the copy bandwidth is always measured).
   std::vector<std::string> sections(argv + std::min(argc, 2), argv + argc);
   auto wanted = [&](const std::string &name) {
     return sections.empty() ||
@@ -409,6 +411,44 @@ int main(int argc, char **argv) {
     report("adamw_fp32_64M", timeMs(*ctx, [&] {
              return adamW(*ctx, list, AdamWConfig{}, 1);
            }), 28.0 * params);
+  }
+
+  if (wanted("fused")) {
+    // The backend's elementwise ops (runtime/cuda dispatches to
+    // kernels/cuda/Ops.h) one kernel per op against one fused program
+    // (--vlora-fuse-elementwise), on a SwiGLU of the benchmark model's
+    // language MLP: silu(gate) * up in f32, rounded to bf16, 8192 x 5632.
+    const int64_t rows = 8192, cols = 5632, n = rows * cols;
+    const Shape shape{rows, cols};
+    DeviceBuffer gate = buffer(n * 4), up = buffer(n * 4), t1 = buffer(n * 4),
+                 t2 = buffer(n * 4), t3 = buffer(n * 4), out = buffer(n * 2);
+    fillRandom(gate, DType::F32, 1.f, 8);
+    fillRandom(up, DType::F32, 1.f, 9);
+    TensorRef g{gate.data(), DType::F32, shape}, u{up.data(), DType::F32, shape},
+        a{t1.data(), DType::F32, shape}, b{t2.data(), DType::F32, shape},
+        c{t3.data(), DType::F32, shape}, y{out.data(), DType::BF16, shape};
+    double opsMs = timeMs(*ctx, [&]() -> Status {
+      if (Status st = ops::unary(*ctx, UnaryOp::Sigmoid, g, a); !st)
+        return st;
+      if (Status st = ops::binary(*ctx, BinaryOp::Mul, g, a, b); !st)
+        return st;
+      if (Status st = ops::binary(*ctx, BinaryOp::Mul, b, u, c); !st)
+        return st;
+      return ops::cast(*ctx, c, y);
+    });
+    const std::vector<int64_t> program{
+        int64_t(FusedOp::Sigmoid), 0, -1, int64_t(FusedOp::Mul), 0, 2,
+        int64_t(FusedOp::Mul), 3, 1, int64_t(FusedOp::RoundBF16), 4, -1};
+    double fusedMs = timeMs(*ctx, [&] {
+      return ops::fusedElementwise(*ctx, {g, u}, {y}, program, {5});
+    });
+    double bytes = 10.0 * n; // two f32 reads, one bf16 write
+    json.add("swiglu_8192x5632_ops_ms", opsMs);
+    json.add("swiglu_8192x5632_fused_ms", fusedMs);
+    json.add("swiglu_8192x5632_fused_speedup", opsMs / fusedMs);
+    json.add("swiglu_8192x5632_fused_GBps", bytes / (fusedMs * 1e-3) / 1e9);
+    json.add("swiglu_8192x5632_fused_fraction_of_copy",
+             bytes / (fusedMs * 1e-3) / 1e9 / copyGBs);
   }
 
   std::string text = "{\n" + json.out.str() + "\n}\n";
