@@ -54,8 +54,9 @@ std::optional<float> splatConstant(Value v) {
 }
 
 /// The opcode of `op` and the operands it reads, when the op can join a
-/// fused program: f32 in and out (the casts: f32 <-> bf16), and for pow
-/// only x^2 with x of the result's shape (the kernels' x * x).
+/// fused program: f32 in and out (the casts: f32 <-> bf16). Pow by a
+/// one-element constant 2 with x of the result's shape is square (the CPU
+/// kernel's x * x path); any other pow is the general one.
 std::optional<std::pair<FusedOp, SmallVector<Value, 2>>> fusable(Operation *op) {
   if (op->getNumResults() != 1)
     return std::nullopt;
@@ -80,7 +81,7 @@ std::optional<std::pair<FusedOp, SmallVector<Value, 2>>> fusable(Operation *op) 
         cast<RankedTensorType>(pow.getRhs().getType()).getNumElements() == 1 &&
         pow.getLhs().getType() == result.getType())
       return std::make_pair(FusedOp::Square, SmallVector<Value, 2>{pow.getLhs()});
-    return std::nullopt;
+    return binary(FusedOp::Pow);
   }
   if (auto gelu = dyn_cast<GeluOp>(op))
     return unary(gelu.getApproximate() == GeluApproximation::tanh ? FusedOp::GeluTanh

@@ -286,8 +286,9 @@ def VLoRAFuseElementwise : Pass<"vlora-fuse-elementwise", "mlir::ModuleOp"> {
   let summary = "Compute chains of elementwise ops as vlora.fused_elementwise";
   let description = [{
     Groups f32 elementwise ops (`neg` ... `ceil`, `gelu`, `add`, `sub`,
-    `mul`, `div`, `max`, `min`, `pow` by the constant 2 of an operand of the
-    result's shape) and the `cast`s between f32 and bf16 into
+    `mul`, `div`, `max`, `min`, `pow`; `pow` by a one-element constant 2 of
+    an operand of the result's shape as square) and the `cast`s between f32
+    and bf16 into
     `vlora.fused_elementwise` ops, in every function: each group reads its
     inputs once and writes only the values used outside it, instead of one
     pass over memory per op. The results are bitwise those of the ops it

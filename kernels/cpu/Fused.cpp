@@ -135,6 +135,8 @@ void apply(FusedOp op, const float *a, const float *b, float *y, int64_t n) {
     return each(a, b, y, n, [](float u, float v) { return applyBinary(BinaryOp::Max, u, v); });
   case FusedOp::Min:
     return each(a, b, y, n, [](float u, float v) { return applyBinary(BinaryOp::Min, u, v); });
+  case FusedOp::Pow:
+    return each(a, b, y, n, [](float u, float v) { return applyBinary(BinaryOp::Pow, u, v); });
   case FusedOp::RoundBF16:
     return each(a, y, n, [](float v) { return toFloat(toBFloat16(v)); });
   case FusedOp::WidenBF16: return each(a, y, n, [](float v) { return v; });

@@ -123,6 +123,11 @@ __device__ __forceinline__ float evaluate(int op, float x, float y) {
     applyBinary(BinaryOp::Min, x, y, r, nullptr);
     return r;
   }
+  case FusedOp::Pow: { // the binary Pow, its x^2 case included
+    float r = x;
+    applyBinary(BinaryOp::Pow, x, y, r, nullptr);
+    return r;
+  }
   case FusedOp::RoundBF16:
     return toFloat(toBFloat16Bits(x));
   case FusedOp::WidenBF16:

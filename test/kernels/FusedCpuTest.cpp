@@ -189,7 +189,8 @@ std::vector<Host> runUnfused(Case c) {
       UnaryOp::Sigmoid, UnaryOp::Silu, UnaryOp::Relu, UnaryOp::Sin,   UnaryOp::Cos,
       UnaryOp::Floor, UnaryOp::Ceil, UnaryOp::Gelu,   UnaryOp::GeluTanh}; // [0] unused
   static const BinaryOp binaryOf[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul,
-                                      BinaryOp::Div, BinaryOp::Max, BinaryOp::Min};
+                                      BinaryOp::Div, BinaryOp::Max, BinaryOp::Min,
+                                      BinaryOp::Pow};
   for (size_t k = 0; k < c.program.size() / 3; ++k) {
     int64_t code = c.program[3 * k], b = c.program[3 * k + 2];
     TensorRef a = reg[c.program[3 * k + 1]].ref();
@@ -201,7 +202,7 @@ std::vector<Host> runUnfused(Case c) {
       cpu::unary(unaryOf[code], a, r.ref());
     else if (code == op(FusedOp::Square))
       cpu::binary(BinaryOp::Pow, a, two.ref(), r.ref());
-    else if (code >= 32 && code <= 37)
+    else if (code >= 32 && code <= 38)
       cpu::binary(binaryOf[code - 32], a, reg[b].ref(), r.ref());
     else // RoundBF16, WidenBF16
       cpu::cast(a, r.ref());
@@ -279,7 +280,7 @@ TEST(FusedCpu, EveryUnaryOpcodeOnARow) {
 }
 
 TEST(FusedCpu, EveryBinaryOpcode) {
-  for (int64_t code = 32; code <= 37; ++code)
+  for (int64_t code = 32; code <= 38; ++code)
     for (int64_t n : kSizes) {
       Case c;
       c.name = "opcode " + std::to_string(code) + " on " + std::to_string(n);
@@ -293,7 +294,7 @@ TEST(FusedCpu, EveryBinaryOpcode) {
 
 TEST(FusedCpu, EveryBinaryOpcodeBroadcast) {
   // [rows, 1] x [cols], a scalar, and rank 4: [2, 1, 3, 1] x [1, 4, 1, 5].
-  for (int64_t code = 32; code <= 37; ++code) {
+  for (int64_t code = 32; code <= 38; ++code) {
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{3, 5}, {1, 513}, {1009, 991},
                                      {100003, 3}, {3, 333337}}) {
       Case c;
@@ -342,15 +343,15 @@ TEST(FusedCpu, FloatSpecials) {
   Case c;
   c.name = "specials";
   c.inputs = {a, b};
-  for (int64_t code = 32; code <= 37; ++code)
+  for (int64_t code = 32; code <= 38; ++code)
     c.program.insert(c.program.end(), {code, 0, 1});
   for (int64_t code = 1; code <= 19; ++code)
     c.program.insert(c.program.end(), {code, 0, -1});
-  c.program.insert(c.program.end(), {op(FusedOp::RoundBF16), 0, -1}); // r27
-  c.program.insert(c.program.end(), {op(FusedOp::WidenBF16), 27, -1}); // r28
-  // 27 instructions: results in batches of 8.
+  c.program.insert(c.program.end(), {op(FusedOp::RoundBF16), 0, -1}); // r28
+  c.program.insert(c.program.end(), {op(FusedOp::WidenBF16), 28, -1}); // r29
+  // 28 instructions: results in batches of 8.
   int64_t end = 2 + static_cast<int64_t>(c.program.size() / 3);
-  ASSERT_EQ(end, 29);
+  ASSERT_EQ(end, 30);
   for (int64_t first = 2; first < end; first += 8) {
     Case part = c;
     part.registers.clear();
@@ -659,7 +660,7 @@ TEST(FusedCpu, CheckFusedProgramRefusals) {
   int64_t widen = op(FusedOp::WidenBF16), round = op(FusedOp::RoundBF16);
   const std::vector<bool> f32 = {false}, two = {false, false};
   // Unknown opcodes, at instruction 1.
-  for (int64_t code : {int64_t(0), int64_t(20), int64_t(31), int64_t(38), int64_t(47),
+  for (int64_t code : {int64_t(0), int64_t(20), int64_t(31), int64_t(39), int64_t(47),
                        int64_t(50), int64_t(-1), int64_t(99)})
     expectRefused({neg, 0, -1, code, 1, -1}, {2}, f32,
                   "instruction 1 (opcode " + std::to_string(code) + "): unknown opcode");

@@ -523,7 +523,7 @@ def VLoRA_FusedElementwiseOp : VLoRA_Op<"fused_elementwise"> {
     1 neg, 2 abs, 3 exp, 4 log, 5 sqrt, 6 rsqrt, 7 reciprocal, 8 tanh,
     9 erf, 10 sigmoid, 11 silu, 12 relu, 13 sin, 14 cos, 15 floor, 16 ceil,
     17 gelu, 18 gelu (tanh), 19 square (`pow(x, 2)`); 32 add, 33 sub,
-    34 mul, 35 div, 36 max, 37 min; 48 round to bf16 (`cast` to bf16),
+    34 mul, 35 div, 36 max, 37 min, 38 pow; 48 round to bf16 (`cast` to bf16),
     49 widen bf16 (`cast` to f32). Opcode 48 makes a bf16 register, 49 reads
     one; every other opcode reads and makes f32 registers. Inputs are f32 or
     bf16; a result has its register's element type. Each opcode computes

@@ -42,8 +42,9 @@ enum class FusedOp : int64_t {
   Neg = 1, Abs = 2, Exp = 3, Log = 4, Sqrt = 5, Rsqrt = 6, Reciprocal = 7,
   Tanh = 8, Erf = 9, Sigmoid = 10, Silu = 11, Relu = 12, Sin = 13, Cos = 14,
   Floor = 15, Ceil = 16, Gelu = 17, GeluTanh = 18, Square = 19,
-  // f32 x f32 -> f32 (the BinaryOp of the same name).
-  Add = 32, Sub = 33, Mul = 34, Div = 35, Max = 36, Min = 37,
+  // f32 x f32 -> f32 (the BinaryOp of the same name; Pow is the general
+  // power, what the kernels compute when their x * x path does not apply).
+  Add = 32, Sub = 33, Mul = 34, Div = 35, Max = 36, Min = 37, Pow = 38,
   // Conversions.
   RoundBF16 = 48, // f32 -> bf16
   WidenBF16 = 49, // bf16 -> f32
@@ -53,7 +54,7 @@ enum class FusedOp : int64_t {
 inline std::optional<int> fusedOperandCount(int64_t code) {
   if (code >= 1 && code <= 19)
     return 1;
-  if (code >= 32 && code <= 37)
+  if (code >= 32 && code <= 38)
     return 2;
   if (code == 48 || code == 49)
     return 1;
