@@ -130,7 +130,41 @@ struct FuseElementwisePass
         fuse(func.getBody().front());
   }
 
+  /// Moves each cast to bf16 above the data movement it follows
+  /// (reshape, transpose, expand, slice whose only reader it is): the same
+  /// values, but the data movement then moves bf16, and the cast can join
+  /// the elementwise chain that made the f32 value.
+  void hoistNarrowingCasts(Block &body) {
+    SmallVector<CastOp> worklist(body.getOps<CastOp>());
+    OpBuilder builder(&getContext());
+    while (!worklist.empty()) {
+      CastOp narrowing = worklist.pop_back_val();
+      Operation *move = narrowing.getInput().getDefiningOp();
+      if (!move || !isa<ReshapeOp, TransposeOp, ExpandOp, SliceOp>(move) ||
+          !move->getResult(0).hasOneUse() || !isF32Tensor(narrowing.getInput()) ||
+          !isBf16Tensor(narrowing.getResult()))
+        continue;
+      Value source = move->getOperand(0);
+      if (!isF32Tensor(source))
+        continue;
+      builder.setInsertionPoint(move);
+      auto sourceType = cast<RankedTensorType>(source.getType());
+      auto narrow = CastOp::create(builder, narrowing.getLoc(),
+                                   sourceType.clone(builder.getBF16Type()), source,
+                                   narrowing.getToAttr());
+      Operation *moved = builder.clone(*move);
+      moved->setOperand(0, narrow.getResult());
+      moved->getResult(0).setType(narrowing.getResult().getType());
+      narrowing.getResult().replaceAllUsesWith(moved->getResult(0));
+      narrowing.erase();
+      move->erase();
+      ++numHoisted;
+      worklist.push_back(narrow);
+    }
+  }
+
   void fuse(Block &body) {
+    hoistNarrowingCasts(body);
     llvm::DenseMap<Operation *, int64_t> position;
     for (Operation &op : body)
       position[&op] = position.size();

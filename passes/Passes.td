@@ -303,10 +303,18 @@ def VLoRAFuseElementwise : Pass<"vlora-fuse-elementwise", "mlir::ModuleOp"> {
     results); otherwise it starts a group. Groups of one op stay as they
     are.
 
+    First, each `cast` to bf16 of an f32 value made by a `reshape`,
+    `transpose`, `expand` or `slice` that only the cast reads moves above
+    it (a mixed-precision program casts a transposed, GQA-expanded K right
+    before attention): the same values, but the data movement then moves
+    bf16 and the cast can join the chain that computed the f32 value.
+
     Runs last, after the training step is built and rematerialised: the
     fused op has no gradient rule.
   }];
   let statistics = [
+    Statistic<"numHoisted", "hoisted-casts",
+              "Casts to bf16 moved above the data movement they followed">,
     Statistic<"numFused", "fused", "vlora.fused_elementwise ops made">,
     Statistic<"numFusedOps", "fused-ops", "Elementwise ops they replace">
   ];

@@ -119,3 +119,36 @@ func.func @square(%x: tensor<4x4xf32>, %r: tensor<4x1xf32>) -> (tensor<4x4xf32>,
   %f = vlora.exp %q : tensor<1x4x1xf32>
   return %e, %f : tensor<4x4xf32>, tensor<1x4x1xf32>
 }
+
+// -----
+
+// A cast to bf16 after data movement that only it reads moves above it, so
+// the transpose and the expand move bf16 and the cast joins the chain that
+// made the value (here rotary's mul and add).
+// CHECK-LABEL: func.func @hoist
+// CHECK-NEXT: %[[Q:.*]] = vlora.fused_elementwise(%arg0, %arg1, %arg2) program [34, 0, 1, 32, 3, 2, 48, 4, -1] outputs [5] : (tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> tensor<2x3x4xbf16>
+// CHECK-NEXT: %[[R:.*]] = vlora.reshape %[[Q]] [2, 1, 3, 4] : (tensor<2x3x4xbf16>) -> tensor<2x1x3x4xbf16>
+// CHECK-NEXT: %[[E:.*]] = vlora.expand %[[R]] [2, 2, 3, 4] : (tensor<2x1x3x4xbf16>) -> tensor<2x2x3x4xbf16>
+// CHECK-NEXT: %[[T:.*]] = vlora.transpose %[[E]] [0, 1, 3, 2] : (tensor<2x2x3x4xbf16>) -> tensor<2x2x4x3xbf16>
+// CHECK-NEXT: return %[[T]]
+func.func @hoist(%k: tensor<2x3x4xf32>, %cos: tensor<2x3x4xf32>, %rot: tensor<2x3x4xf32>) -> tensor<2x2x4x3xbf16> {
+  %a = vlora.mul %k, %cos : (tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+  %b = vlora.add %a, %rot : (tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+  %r = vlora.reshape %b [2, 1, 3, 4] : (tensor<2x3x4xf32>) -> tensor<2x1x3x4xf32>
+  %e = vlora.expand %r [2, 2, 3, 4] : (tensor<2x1x3x4xf32>) -> tensor<2x2x3x4xf32>
+  %t = vlora.transpose %e [0, 1, 3, 2] : (tensor<2x2x3x4xf32>) -> tensor<2x2x4x3xf32>
+  %c = vlora.cast %t to bf16 : (tensor<2x2x4x3xf32>) -> tensor<2x2x4x3xbf16>
+  return %c : tensor<2x2x4x3xbf16>
+}
+
+// -----
+
+// The f32 transpose is read by something else too: the cast stays after it.
+// CHECK-LABEL: func.func @keep
+// CHECK-NEXT: %[[T:.*]] = vlora.transpose %arg0
+// CHECK-NEXT: vlora.cast %[[T]] to bf16
+func.func @keep(%x: tensor<2x3xf32>) -> (tensor<3x2xbf16>, tensor<3x2xf32>) {
+  %t = vlora.transpose %x [1, 0] : (tensor<2x3xf32>) -> tensor<3x2xf32>
+  %c = vlora.cast %t to bf16 : (tensor<3x2xf32>) -> tensor<3x2xbf16>
+  return %c, %t : tensor<3x2xbf16>, tensor<3x2xf32>
+}
