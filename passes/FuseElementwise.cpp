@@ -261,7 +261,9 @@ struct FuseElementwisePass
           types.push_back(result.getType());
         }
       }
-      if (int64_t(outputs.size()) > kernels::kMaxFusedOutputs)
+      // A chain nothing reads (dead code) is left as it is, as is one with
+      // more results than a program may have.
+      if (outputs.empty() || int64_t(outputs.size()) > kernels::kMaxFusedOutputs)
         continue;
       builder.setInsertionPoint(g.ops.front());
       SmallVector<Location> locs;

@@ -152,3 +152,15 @@ func.func @keep(%x: tensor<2x3xf32>) -> (tensor<3x2xbf16>, tensor<3x2xf32>) {
   %c = vlora.cast %t to bf16 : (tensor<3x2xf32>) -> tensor<3x2xbf16>
   return %c, %t : tensor<3x2xbf16>, tensor<3x2xf32>
 }
+
+// -----
+
+// A chain nothing reads is left as it is.
+// CHECK-LABEL: func.func @dead
+// CHECK-NEXT: vlora.neg
+// CHECK-NEXT: vlora.exp
+func.func @dead(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %a = vlora.neg %x : tensor<4xf32>
+  %b = vlora.exp %a : tensor<4xf32>
+  return %x : tensor<4xf32>
+}
