@@ -434,6 +434,30 @@ struct PatchEmbeddingConvToMatmul : OpRewritePattern<ConvOp> {
 };
 } // namespace
 
+namespace {
+/// matmul(x, transpose(W) [1, 0]) -> matmul(x, W) with transpose_b flipped.
+struct FoldRhsTranspose : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MatmulOp op, PatternRewriter &rewriter) const override {
+    auto transpose = op.getRhs().getDefiningOp<TransposeOp>();
+    if (!transpose || tensorOf(transpose.getInput()).getRank() != 2 ||
+        transpose.getPerm() != ArrayRef<int64_t>{1, 0})
+      return rewriter.notifyMatchFailure(op, "rhs is not a 2-D transpose");
+    rewriter.modifyOpInPlace(op, [&] {
+      op.getRhsMutable().assign(transpose.getInput());
+      op.setTransposeB(!op.getTransposeB());
+    });
+    return success();
+  }
+};
+} // namespace
+
+void MatmulOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                           MLIRContext *context) {
+  patterns.add<FoldRhsTranspose>(context);
+}
+
 void ConvOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
                                          MLIRContext *context) {
   patterns.add<PatchEmbeddingConvToMatmul>(context);

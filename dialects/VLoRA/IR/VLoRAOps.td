@@ -250,6 +250,10 @@ def VLoRA_MatmulOp : VLoRA_Op<"matmul"> {
     $lhs `,` $rhs (`transpose_a` $transpose_a^)? (`transpose_b` $transpose_b^)?
     (`f32_result` $f32_result^)? attr-dict `:` functional-type(operands, results)
   }];
+  // matmul(x, transpose(W) [1, 0]) with a 2-D W is matmul(x, W) with
+  // transpose_b flipped: the exporters' MatMul(x, Transpose(W)) then reads
+  // the weight where it lies instead of transposing it on every run.
+  let hasCanonicalizer = 1;
 }
 
 def VLoRA_ConvOp : VLoRA_Op<"conv"> {

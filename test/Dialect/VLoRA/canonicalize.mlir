@@ -112,3 +112,23 @@ func.func @transpose_folds(%x: tensor<1x8x4x16xf32>) -> (tensor<1x8x4x16xf32>, t
   // CHECK: return %[[X]], %[[X]], %[[T]]
   return %0, %2, %3 : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<16x1x8x4xf32>
 }
+
+// -----
+
+// matmul(x, transpose(W) [1, 0]) reads W where it lies, with transpose_b
+// flipped (the dynamo exporter's MatMul(x, Transpose(W))); a batched or
+// other transpose stays.
+// CHECK-LABEL: func.func @matmul_rhs_transpose
+// CHECK-NEXT: %[[A:.*]] = vlora.matmul %arg0, %arg1 transpose_b : (tensor<2x3x8xf32>, tensor<4x8xf32>) -> tensor<2x3x4xf32>
+// CHECK-NEXT: %[[B:.*]] = vlora.matmul %arg0, %arg2 : (tensor<2x3x8xf32>, tensor<8x4xf32>) -> tensor<2x3x4xf32>
+// CHECK-NEXT: %[[T:.*]] = vlora.transpose %arg3 [0, 2, 1]
+// CHECK-NEXT: vlora.matmul %arg0, %[[T]]
+func.func @matmul_rhs_transpose(%x: tensor<2x3x8xf32>, %w: tensor<4x8xf32>, %v: tensor<8x4xf32>, %u: tensor<2x4x8xf32>) -> (tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>) {
+  %wt = vlora.transpose %w [1, 0] : (tensor<4x8xf32>) -> tensor<8x4xf32>
+  %a = vlora.matmul %x, %wt : (tensor<2x3x8xf32>, tensor<8x4xf32>) -> tensor<2x3x4xf32>
+  %vt = vlora.transpose %v [1, 0] : (tensor<8x4xf32>) -> tensor<4x8xf32>
+  %b = vlora.matmul %x, %vt transpose_b : (tensor<2x3x8xf32>, tensor<4x8xf32>) -> tensor<2x3x4xf32>
+  %ut = vlora.transpose %u [0, 2, 1] : (tensor<2x4x8xf32>) -> tensor<2x8x4xf32>
+  %c = vlora.matmul %x, %ut : (tensor<2x3x8xf32>, tensor<2x8x4xf32>) -> tensor<2x3x4xf32>
+  return %a, %b, %c : tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>
+}
