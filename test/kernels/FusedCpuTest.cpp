@@ -14,6 +14,7 @@
 
 #include "vlora/kernels/Cpu.h"
 #include "vlora/kernels/Fused.h"
+#include "vlora/kernels/reference/Reference.h"
 
 #include <gtest/gtest.h>
 
@@ -38,22 +39,8 @@ constexpr int64_t op(FusedOp o) { return static_cast<int64_t>(o); }
 // Host tensors (f32 or bf16)
 //===----------------------------------------------------------------------===//
 
-float fromBF16Bits(uint16_t bits) {
-  uint32_t u = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-/// Round to nearest even (NaN stays a quiet NaN of the same sign).
-uint16_t toBF16Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if (std::isnan(f))
-    return static_cast<uint16_t>((u >> 16) | 0x40);
-  u += 0x7FFF + ((u >> 16) & 1);
-  return static_cast<uint16_t>(u >> 16);
-}
+using reference::fromBF16Bits;
+using reference::toBF16Bits; // round to nearest even, NaN stays a quiet NaN
 
 struct Host {
   DType dtype = DType::F32;

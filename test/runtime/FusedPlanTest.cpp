@@ -13,6 +13,7 @@
 #include "runtime/Program.h"
 #include "runtime/Runtime.h"
 #include "vlora/kernels/Fused.h"
+#include "vlora/kernels/reference/Reference.h"
 
 #include <gtest/gtest.h>
 
@@ -36,18 +37,8 @@ constexpr int64_t op(FusedOp o) { return static_cast<int64_t>(o); }
 const std::vector<float> kS = {2.0f, -3.0f, 0.3f};
 const uint16_t kG[] = {0x3F80, 0xBF00}; // bf16 1.0, -0.5
 
-float fromBF16Bits(uint16_t bits) {
-  uint32_t u = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint16_t toBF16Bits(float f) { // finite values: round to nearest even
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFF + ((u >> 16) & 1);
-  return static_cast<uint16_t>(u >> 16);
-}
+using vlora::kernels::reference::fromBF16Bits;
+using vlora::kernels::reference::toBF16Bits;
 
 /// Values: 0 x f32[2, 3] (input, arena 0), 1 s f32[3] (input, arena 32),
 /// 2 g bf16[2, 1] (constant), 3 y f32[2, 3] (output, arena 64), 4 yb
